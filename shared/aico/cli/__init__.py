@@ -1,0 +1,1 @@
+"""Command-line interface: ``aico`` (see ``aico --help``)."""

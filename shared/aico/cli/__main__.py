@@ -1,0 +1,3 @@
+from aico.cli.main import main
+
+main()

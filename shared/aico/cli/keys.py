@@ -1,0 +1,91 @@
+"""``aico init`` and ``aico keys …``: create, re-wrap, rotate and remember the master key."""
+
+from __future__ import annotations
+
+import click
+
+from aico.cli._common import (
+    NEW_PASSPHRASE_ENV,
+    CliState,
+    handle_errors,
+    pass_state,
+    read_passphrase,
+)
+from aico.data.store import DataStore, kdf_params_from_config
+from aico.security import (
+    ENV_PASSPHRASE,
+    KeyFile,
+    forget_from_keyring,
+    remember_in_keyring,
+)
+
+
+@click.command("init")
+@pass_state
+@handle_errors
+def init_cmd(state: CliState) -> None:
+    """Create a new encrypted store: key file + every database at its latest schema."""
+    passphrase = read_passphrase("New passphrase", confirm=True, env_name=ENV_PASSPHRASE)
+    with DataStore.initialize(state.data_dir, passphrase, config=state.config) as store:
+        key_id = store.master_key.key_id
+    click.echo(f"created encrypted store in {state.data_dir} (key id {key_id})")
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """The master key: change passphrase, rotate, keyring."""
+
+
+@keys_group.command("change-passphrase")
+@pass_state
+@handle_errors
+def change_passphrase_cmd(state: CliState) -> None:
+    """Re-wrap the master key under a new passphrase (O(1): no data is rewritten)."""
+    path = KeyFile.default_path(state.data_dir)
+    old = read_passphrase("Current passphrase", confirm=False, env_name=ENV_PASSPHRASE)
+    new = read_passphrase("New passphrase", confirm=True, env_name=NEW_PASSPHRASE_ENV)
+    KeyFile.change_passphrase(path, old, new, kdf_params_from_config(state.config))
+    click.echo("passphrase changed")
+
+
+@keys_group.command("rotate")
+@pass_state
+@handle_errors
+def rotate_cmd(state: CliState) -> None:
+    """Generate a new master key and rekey every database (crash-safe, resumable)."""
+    passphrase = read_passphrase("Passphrase", confirm=False, env_name=ENV_PASSPHRASE)
+    path = KeyFile.default_path(state.data_dir)
+    service = state.config.get("security.keyring_service")
+    old_id = KeyFile.load(path).key_id
+    store = DataStore.from_config(state.data_dir, KeyFile.unlock(path, passphrase), state.config)
+    try:
+        new_id = store.rotate_master_key(passphrase)
+        if forget_from_keyring(old_id, service):
+            remember_in_keyring(store.master_key, service)
+    finally:
+        store.close()
+    click.echo(f"master key rotated: {old_id} -> {new_id}")
+
+
+@keys_group.command("remember")
+@pass_state
+@handle_errors
+def remember_cmd(state: CliState) -> None:
+    """Store the master key (never the passphrase) in the OS keyring."""
+    passphrase = read_passphrase("Passphrase", confirm=False, env_name=ENV_PASSPHRASE)
+    master = KeyFile.unlock(KeyFile.default_path(state.data_dir), passphrase)
+    if remember_in_keyring(master, state.config.get("security.keyring_service")):
+        click.echo("master key stored in the OS keyring")
+    else:
+        click.echo("Error: no usable OS keyring backend on this machine", err=True)
+        raise SystemExit(1)
+
+
+@keys_group.command("forget")
+@pass_state
+@handle_errors
+def forget_cmd(state: CliState) -> None:
+    """Remove the master key from the OS keyring."""
+    key_id = KeyFile.load(KeyFile.default_path(state.data_dir)).key_id
+    removed = forget_from_keyring(key_id, state.config.get("security.keyring_service"))
+    click.echo("removed from the OS keyring" if removed else "nothing stored in the OS keyring")
