@@ -1,0 +1,1 @@
+"""Tests of aico.security (a package so module names cannot clash with other test dirs)."""
