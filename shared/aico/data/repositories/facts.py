@@ -148,7 +148,7 @@ class FactRepository:
         )
         return [Fact.from_row(r) for r in rows]
 
-    def update(self, fact_id: str, **changes: Any) -> Fact:
+    def update(self, fact_id: str, /, **changes: Any) -> Fact:
         """Change content, category, confidence, is_favorite or metadata."""
         unknown = sorted(set(changes) - set(_UPDATABLE))
         if unknown:

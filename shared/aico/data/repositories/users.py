@@ -112,7 +112,7 @@ class UserService:
             sql += " WHERE is_active = 1"
         return [UserProfile.from_row(r) for r in self.conn.fetch_all(sql + " ORDER BY created_at")]
 
-    def update_user(self, user_id: str, **changes: Any) -> UserProfile:
+    def update_user(self, user_id: str, /, **changes: Any) -> UserProfile:
         """Change any of display_name, nickname, user_type, preferences, is_active."""
         unknown = sorted(set(changes) - set(_UPDATABLE))
         if unknown:
