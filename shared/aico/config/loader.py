@@ -22,7 +22,7 @@ __all__ = ["Config", "load_config", "resolve_data_dir"]
 
 ENV_PREFIX = "AICO_"
 # Environment variables that are not configuration keys.
-_RESERVED_ENV = {"DATA_DIR", "CONFIG", "PASSPHRASE", "PASSPHRASE_FILE"}
+_RESERVED_ENV = {"DATA_DIR", "CONFIG", "PASSPHRASE", "PASSPHRASE_FILE", "NEW_PASSPHRASE"}
 
 
 def _load_defaults() -> dict[str, Any]:

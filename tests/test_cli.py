@@ -1,0 +1,110 @@
+"""The ``aico`` CLI, in-process with click's CliRunner: exact exit codes and output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from aico.cli.main import cli
+from aico.security import KdfParams
+
+PASS = "cli passphrase"
+
+
+@pytest.fixture
+def env(tmp_path):
+    p = KdfParams.for_tests()
+    return {
+        "AICO_DATA_DIR": str(tmp_path / "data"),
+        "AICO_PASSPHRASE": PASS,
+        "AICO_SECURITY__USE_KEYRING": "false",
+        "AICO_SECURITY__KDF_TIME_COST": str(p.time_cost),
+        "AICO_SECURITY__KDF_MEMORY_COST_KIB": str(p.memory_cost_kib),
+        "AICO_SECURITY__KDF_PARALLELISM": str(p.parallelism),
+        "AICO_CONFIG": "",
+    }
+
+
+def run(env, *args, extra=None):
+    result = CliRunner().invoke(cli, list(args), env={**env, **(extra or {})})
+    return result
+
+
+@pytest.fixture
+def initialized(env):
+    result = run(env, "init")
+    assert result.exit_code == 0, result.output
+    assert "created encrypted store" in result.output
+    return env
+
+
+def test_status_json_and_check(initialized):
+    result = run(initialized, "db", "status", "--json", "--check")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["schemas"]
+    assert {r["database"] for r in rows} >= {"core", "conversations", "sessions", "knowledge"}
+    assert all(r["pending"] == [] and r["checksum_state"] == "ok" for r in rows)
+
+
+def test_rollback_then_status_check_fails_then_migrate(initialized):
+    result = run(initialized, "db", "rollback", "--schema", "sessions", "--to", "0", "--dry-run")
+    assert result.exit_code == 0 and "would roll back core" not in result.output
+    assert "would roll back sessions/sessions v1" in result.output
+    assert run(initialized, "db", "status", "--check").exit_code == 0  # dry run changed nothing
+    result = run(initialized, "db", "rollback", "--schema", "sessions", "--to", "0")
+    assert result.exit_code == 0 and "rolled back sessions/sessions v1" in result.output
+    result = run(initialized, "db", "status", "--check")
+    assert result.exit_code == 1
+    assert "Error: not every schema is at its latest version" in result.output
+    result = run(initialized, "db", "migrate", "--dry-run")
+    assert result.exit_code == 0 and "would apply sessions/sessions v1" in result.output
+    result = run(initialized, "db", "migrate")
+    assert result.exit_code == 0 and "applied sessions/sessions v1" in result.output
+    assert run(initialized, "db", "migrate").output.strip().startswith("nothing to do")
+    assert run(initialized, "db", "verify").exit_code == 0
+
+
+def test_wrong_passphrase_is_exit_1_with_one_line(initialized):
+    result = run(initialized, "db", "status", extra={"AICO_PASSPHRASE": "nope"})
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: wrong passphrase"
+
+
+def test_uninitialized_and_usage_errors(env):
+    result = run(env, "db", "status")
+    assert result.exit_code == 1 and "aico init" in result.output
+    assert run(env, "db", "rollback", "--to", "1").exit_code == 2  # missing --schema
+    assert run(env, "db", "frobnicate").exit_code == 2
+
+
+def test_unknown_schema_and_bad_target(initialized):
+    result = run(initialized, "db", "rollback", "--schema", "nope", "--to", "0")
+    assert result.exit_code == 1 and "no schema named 'nope'" in result.output
+    result = run(initialized, "db", "migrate", "--schema", "core", "--to", "9")
+    assert result.exit_code == 1 and "versions 0..1" in result.output
+
+
+def test_change_passphrase_and_rotate(initialized):
+    result = run(initialized, "keys", "change-passphrase", extra={"AICO_NEW_PASSPHRASE": "new one"})
+    assert result.exit_code == 0, result.output
+    assert run(initialized, "db", "status").exit_code == 1
+    moved = {**initialized, "AICO_PASSPHRASE": "new one"}
+    assert run(moved, "db", "status", "--check").exit_code == 0
+    result = run(moved, "keys", "rotate")
+    assert result.exit_code == 0 and "master key rotated" in result.output
+    assert run(moved, "db", "verify").exit_code == 0
+
+
+def test_keyring_remember_without_backend(initialized):
+    import keyring
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        result = run(initialized, "keys", "remember")
+    finally:
+        keyring.set_keyring(previous)
+    assert result.exit_code == 1 and "no usable OS keyring" in result.output
