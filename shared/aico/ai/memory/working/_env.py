@@ -1,0 +1,356 @@
+"""One LMDB environment per data dir per process, and the one seam for LMDB errors.
+
+Why a registry: LMDB forbids opening the same environment twice in one process (its
+``fcntl`` locks belong to the process, so a second handle's close would drop the first
+one's locks), and AICO paid for reopening it on every call. Stores on the same directory
+share one ``SharedEnv``, reference-counted, keyed by ``(realpath, pid)``.
+
+Why the fork hooks: an environment must never be used across ``fork()``. Before a fork we
+wait for in-flight transactions (the gate below) so none is alive when the child starts;
+the child then closes its inherited copies — safe only because no transaction or spare
+reader slot of the parent exists in them, which is also why ``max_spare_txns=0`` — and a
+store used in the child reopens lazily. An environment that could not be quiesced is
+kept, never closed, and the child gets an error instead of a shared handle.
+
+Map growth: the map is virtual, so the initial size is generous; ``MapFullError`` doubles
+it and retries the whole transaction, and ``MapResizedError`` (another process grew it)
+adopts the new size and retries. ``set_mapsize`` invalidates live transactions, so it runs
+under the gate's exclusive side, after every reader in this process has finished.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+import lmdb
+
+from aico.errors import AicoError, WorkingMemoryError
+
+__all__ = ["DB_NAMES", "SharedEnv", "acquire", "generation", "release"]
+
+T = TypeVar("T")
+
+DB_NAMES: Final = (b"meta", b"messages", b"values", b"sessions", b"by_user", b"expiry")
+_RETRIES: Final = 64
+_FORK_QUIESCE_TIMEOUT_S: Final = 5.0
+_PAGE: Final = 4096
+
+_CORRUPT: Final = (
+    lmdb.CorruptedError,
+    lmdb.PageNotFoundError,
+    lmdb.InvalidError,
+    lmdb.VersionMismatchError,
+    lmdb.BadChecksumError,
+    lmdb.PanicError,
+    lmdb.IncompatibleError,
+)
+
+
+def translate(exc: lmdb.Error, path: str) -> WorkingMemoryError:
+    """The ``aico`` error for an LMDB exception. LMDB messages hold paths and codes only."""
+    name = type(exc).__name__
+    if isinstance(exc, _CORRUPT):
+        return WorkingMemoryError(f"working memory at {path} is corrupted or incompatible ({name})")
+    if isinstance(exc, lmdb.MapFullError):
+        return WorkingMemoryError(f"working memory at {path} reached its maximum map size")
+    if isinstance(exc, lmdb.ReadersFullError):
+        return WorkingMemoryError(f"working memory at {path} has no free reader slot")
+    return WorkingMemoryError(f"working memory at {path} failed: {name}: {exc}")
+
+
+class _Gate:
+    """Many transactions in, or one map resize / close / fork: a small readers-writer gate."""
+
+    __slots__ = ("_active", "_cond", "_exclusive")
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._exclusive = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._exclusive:
+                self._cond.wait()
+            self._active += 1
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
+
+    def acquire_exclusive(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._exclusive:
+                if not self._cond.wait(_remaining(deadline)):
+                    return False
+            self._exclusive = True
+            while self._active:
+                if not self._cond.wait(_remaining(deadline)):
+                    self._exclusive = False
+                    self._cond.notify_all()
+                    return False
+        return True
+
+    def release_exclusive(self) -> None:
+        with self._cond:
+            self._exclusive = False
+            self._cond.notify_all()
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class SharedEnv:
+    """An open environment, its named databases, and retrying transaction runners."""
+
+    def __init__(
+        self, path: str, *, map_size: int, max_map_size: int, sync: bool, max_readers: int
+    ) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self.sync = sync
+        self.max_map_size = max(max_map_size, map_size)
+        self.refs = 0
+        self.closed = False
+        self._gate = _Gate()
+        self._quiesced = False
+        try:
+            self.env = lmdb.open(
+                path,
+                map_size=_round_up(map_size),
+                subdir=True,
+                max_dbs=len(DB_NAMES),
+                sync=sync,
+                metasync=sync,
+                readahead=False,
+                meminit=True,  # zero page slack: never write stray heap bytes to disk
+                max_readers=max_readers,
+                max_spare_txns=0,  # no reader slot may outlive a transaction (see fork)
+                mode=0o700,
+                lock=True,
+            )
+        except lmdb.Error as exc:
+            raise translate(exc, path) from exc
+        try:
+            self.stale_readers_cleared = self.env.reader_check()
+            self.dbs: dict[bytes, Any] = self.write(self._open_dbs)
+        except BaseException:
+            self.env.close()
+            raise
+
+    def _open_dbs(self, txn: lmdb.Transaction) -> dict[bytes, Any]:
+        return {name: self.env.open_db(name, txn=txn, create=True) for name in DB_NAMES}
+
+    # -- transactions ----------------------------------------------------------------
+
+    def read(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn`` in a read transaction, adopting a map grown by another process."""
+        for _ in range(_RETRIES):
+            try:
+                with self._gate, self.env.begin() as txn:
+                    return fn(txn)
+            except lmdb.MapResizedError:
+                self._adopt_map_size()
+            except lmdb.Error as exc:
+                raise translate(exc, self.path) from exc
+        raise WorkingMemoryError(f"working memory at {self.path} kept being resized")
+
+    def write(self, fn: Callable[[Any], T], *, flush: bool = False) -> T:
+        """Run ``fn`` in a write transaction; on a full map grow it and run ``fn`` again.
+
+        ``fn`` must be safe to re-run: everything it did in a failed attempt was aborted.
+        """
+        for _ in range(_RETRIES):
+            seen = self.env.info()["map_size"]
+            try:
+                with self._gate, self.env.begin(write=True) as txn:
+                    result = fn(txn)
+                if flush:
+                    self.env.sync(True)
+                return result
+            except lmdb.MapFullError:
+                self._grow(seen)
+            except lmdb.MapResizedError:
+                self._adopt_map_size()
+            except lmdb.Error as exc:
+                raise translate(exc, self.path) from exc
+        raise WorkingMemoryError(f"working memory at {self.path} could not grow its map")
+
+    def _exclusive(self, what: Callable[[], None]) -> None:
+        self._gate.acquire_exclusive()
+        try:
+            what()
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+        finally:
+            self._gate.release_exclusive()
+
+    def _grow(self, seen: int) -> None:
+        def grow() -> None:
+            current = self.env.info()["map_size"]
+            if current > seen:
+                return  # another thread grew it meanwhile
+            if current >= self.max_map_size:
+                raise WorkingMemoryError(
+                    f"working memory at {self.path} reached its maximum map size "
+                    f"({self.max_map_size} bytes); sweep it or raise the limit"
+                )
+            self.env.set_mapsize(min(_round_up(current * 2), self.max_map_size))
+
+        self._exclusive(grow)
+
+    def _adopt_map_size(self) -> None:
+        self._exclusive(lambda: self.env.set_mapsize(0))
+
+    # -- housekeeping ----------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Force everything committed so far to disk (for ``sync=False`` stores)."""
+        try:
+            self.env.sync(True)
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+
+    def info(self) -> dict[str, int]:
+        try:
+            info = self.env.info()
+            page = self.env.stat()["psize"]
+        except lmdb.Error as exc:
+            raise translate(exc, self.path) from exc
+        return {
+            "map_size": int(info["map_size"]),
+            "used_bytes": int((info["last_pgno"] + 1) * page),
+            "page_size": int(page),
+            "readers": int(info["num_readers"]),
+            "max_readers": int(info["max_readers"]),
+        }
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._gate.acquire_exclusive()
+        try:
+            self.closed = True
+            self.env.close()
+        finally:
+            self._gate.release_exclusive()
+
+    # -- fork ------------------------------------------------------------------------
+
+    def _quiesce(self) -> None:
+        self._quiesced = self._gate.acquire_exclusive(_FORK_QUIESCE_TIMEOUT_S)
+
+    def _resume(self) -> None:
+        if self._quiesced:
+            self._quiesced = False
+            self._gate.release_exclusive()
+
+    def _abandon_in_child(self) -> None:
+        if self._quiesced:
+            # No transaction of the parent is alive in this copy, so closing touches none of
+            # the parent's reader slots; it frees the handle so this process can reopen.
+            self.env.close()
+        else:
+            _INHERITED.append(self)  # keep alive forever; closing could break the parent
+        self.closed = True
+
+
+def _round_up(size: int) -> int:
+    return max(_PAGE * 16, -(-int(size) // _PAGE) * _PAGE)
+
+
+_lock = threading.Lock()
+_registry: dict[tuple[str, int], SharedEnv] = {}
+_INHERITED: list[SharedEnv] = []
+_generation = 0
+
+
+def generation() -> int:
+    """Bumped in every forked child: a store holding an older value must reopen."""
+    return _generation
+
+
+def acquire(
+    path: str | os.PathLike[str],
+    *,
+    map_size: int,
+    max_map_size: int,
+    sync: bool,
+    max_readers: int = 126,
+) -> SharedEnv:
+    """The process's environment for ``path`` (opened on first use). First opener's options win."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    real = os.path.realpath(path)
+    with _lock:
+        key = (real, os.getpid())
+        shared = _registry.get(key)
+        if shared is None:
+            if any(s.path == real for s in _INHERITED):
+                raise WorkingMemoryError(
+                    f"working memory at {real} was busy in the parent when this process "
+                    "forked; it cannot be reopened here"
+                )
+            shared = SharedEnv(
+                real,
+                map_size=map_size,
+                max_map_size=max_map_size,
+                sync=sync,
+                max_readers=max_readers,
+            )
+            _registry[key] = shared
+        shared.refs += 1
+        return shared
+
+
+def release(shared: SharedEnv) -> None:
+    """Drop one reference; the last one closes the environment."""
+    with _lock:
+        shared.refs -= 1
+        if shared.refs > 0:
+            return
+        if _registry.get((shared.path, shared.pid)) is shared:
+            del _registry[(shared.path, shared.pid)]
+    if shared.pid == os.getpid():
+        shared.close()
+
+
+def _before_fork() -> None:
+    _lock.acquire()
+    for shared in _registry.values():
+        shared._quiesce()
+
+
+def _after_fork_in_parent() -> None:
+    for shared in _registry.values():
+        shared._resume()
+    _lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _generation
+    _generation += 1
+    for shared in list(_registry.values()):
+        try:
+            shared._abandon_in_child()
+        except (lmdb.Error, AicoError):
+            _INHERITED.append(shared)
+    _registry.clear()
+    _lock = threading.Lock()
+
+
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)

@@ -1,0 +1,996 @@
+"""``WorkingMemoryStore``: a session's last 24 hours, sealed in LMDB, mirrored in session_metadata.
+
+LMDB is a cache with a clock. Every value is AES-GCM sealed (``_seal``), every key is a keyed
+hash plus big-endian numbers (``_keys``), expiry is exact (a read never returns an entry
+whose time has passed, swept or not), and the sweeper walks an expiry index instead of the
+data. Each write that changes a session first commits to LMDB, then pushes the session's
+state to ``session_metadata`` with an idempotent UPSERT (``_metadata``); if the process dies
+in between, ``reconcile`` (run at open) finds the difference and repairs the row.
+
+Named databases of the one environment:
+
+    meta       canary (sealed key check) and format version
+    messages   H(session) ‖ created_us ‖ seq        → sealed message
+    values     H(session) ‖ H(key)                  → sealed JSON value
+    sessions   H(session)                           → sealed SessionRecord (expiry = max entry)
+    by_user    H(user) ‖ H(session)                 → sealed session id
+    expiry     expires_us ‖ tag ‖ record key        → empty
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from aico.ai.memory.working import _env, _metadata
+from aico.ai.memory.working._codec import (
+    SessionRecord,
+    decode_message,
+    decode_session,
+    decode_value,
+    encode_message,
+    encode_session,
+    encode_value,
+)
+from aico.ai.memory.working._keys import (
+    HASH_LEN,
+    MAX_SEQ,
+    TAG_MESSAGE,
+    TAG_SESSION,
+    TAG_VALUE,
+    KeyHasher,
+    expiry_key,
+    message_created_us,
+    message_key,
+    split_expiry_key,
+    split_message_key,
+)
+from aico.ai.memory.working._message import WorkingMessage
+from aico.ai.memory.working._metadata import MetadataConnection
+from aico.ai.memory.working._seal import NEVER, Sealer, expires_of
+from aico.errors import (
+    IntegrityError,
+    InvalidInput,
+    StoreClosed,
+    WrongPassphrase,
+)
+from aico.security import MasterKey, Purpose
+
+if TYPE_CHECKING:
+    from aico.config import Config
+
+__all__ = ["DEFAULT_TTL_S", "WorkingMemoryStore"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL_S: Final = 24 * 3600.0
+DEFAULT_MAP_SIZE: Final = 64 * 1024 * 1024
+DEFAULT_MAX_MAP_SIZE: Final = 16 * 1024**3
+DEFAULT_MAX_VALUE_BYTES: Final = 1024 * 1024
+_MAX_ID_CHARS: Final = 128
+_MAX_ROLE_CHARS: Final = 32
+_MAX_VALUE_KEY_CHARS: Final = 512
+_SWEEP_BATCH: Final = 2000
+_CANARY: Final = b"canary"
+_FORMAT_KEY: Final = b"format"
+_FORMAT: Final = b"1"
+
+_M: Final = b"messages"
+_V: Final = b"values"
+_S: Final = b"sessions"
+_U: Final = b"by_user"
+_X: Final = b"expiry"
+_META: Final = b"meta"
+_TAG_DB: Final = {TAG_MESSAGE: _M, TAG_VALUE: _V, TAG_SESSION: _S}
+
+# py-lmdb's stubs type every read as ``bytes | memoryview`` (it depends on ``buffers=``);
+# this store never asks for buffers, so transactions are handled untyped and reads are bytes.
+Txn = Any
+
+
+def _check_id(value: object, what: str, limit: int = _MAX_ID_CHARS) -> str:
+    # The message never echoes the value: ids can be personal.
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise InvalidInput(f"{what} must be a string of 1-{limit} characters")
+    return value
+
+
+def _check_count(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInput(f"{what} must be a non-negative integer")
+    return value
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None: no such key)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+class WorkingMemoryStore:
+    """Sealed, expiring working memory over one shared LMDB environment.
+
+    Keys: pass the ``MasterKey`` (the store derives ``Purpose.LMDB_VALUES`` and
+    ``Purpose.LMDB_KEY_HASH``), or the two 32-byte subkeys explicitly (``values_key`` /
+    ``key_hash_key``; an explicit one overrides the derived one). A key that does not match
+    the one the store was created with raises ``WrongPassphrase`` before any entry is read.
+
+    ``metadata`` is the connection to the ``core`` database holding ``session_metadata``;
+    without it the store is a pure cache (benchmarks, tools) and nothing is mirrored.
+    ``clock`` returns unix seconds and is used for every TTL decision. ``sync=False`` trades
+    the fsync per commit for speed; call ``flush()`` to make earlier writes durable.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        master_key: MasterKey | None = None,
+        *,
+        values_key: bytes | None = None,
+        key_hash_key: bytes | None = None,
+        metadata: MetadataConnection | None = None,
+        ttl: float = DEFAULT_TTL_S,
+        clock: Callable[[], float] = time.time,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        map_size: int = DEFAULT_MAP_SIZE,
+        max_map_size: int = DEFAULT_MAX_MAP_SIZE,
+        sync: bool = True,
+        refresh_on_read: bool = False,
+        reconcile_on_open: bool = True,
+    ) -> None:
+        if master_key is not None and not isinstance(master_key, MasterKey):
+            raise InvalidInput("master_key must be an aico.security.MasterKey")
+        if values_key is None:
+            if master_key is None:
+                raise InvalidInput("pass a master_key or both values_key and key_hash_key")
+            values_key = master_key.subkey(Purpose.LMDB_VALUES)
+        if key_hash_key is None:
+            if master_key is None:
+                raise InvalidInput("pass a master_key or both values_key and key_hash_key")
+            key_hash_key = master_key.subkey(Purpose.LMDB_KEY_HASH)
+        if not isinstance(key_hash_key, bytes) or len(key_hash_key) != 32:
+            raise InvalidInput("key_hash_key must be 32 bytes")
+        self._sealer = Sealer(values_key)
+        self._hasher = KeyHasher(key_hash_key)
+        self._ttl_us = self._ttl_to_us(ttl)
+        self._clock = clock
+        self._max_value_bytes = _check_count(max_value_bytes, "max_value_bytes")
+        for name, size in (("map_size", map_size), ("max_map_size", max_map_size)):
+            if _check_count(size, name) == 0:
+                raise InvalidInput(f"{name} must be positive")
+        self._map_size = map_size
+        self._max_map_size = max_map_size
+        self._sync = bool(sync)
+        self.refresh_on_read = bool(refresh_on_read)
+        self.metadata = metadata
+        self._path = Path(path)
+        self._closed = False
+        # Test seam: called between the LMDB commit and the session_metadata write.
+        self._after_lmdb_write: Callable[[str], None] | None = None
+        self._open_env()
+        self.last_reconcile: dict[str, int] = {}
+        try:
+            if reconcile_on_open and metadata is not None:
+                self.last_reconcile = self.reconcile()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- construction ----------------------------------------------------------------
+
+    @staticmethod
+    def default_path(data_dir: str | os.PathLike[str]) -> Path:
+        """Where a data dir keeps its working memory: ``<data dir>/memory/working``."""
+        return Path(data_dir) / "memory" / "working"
+
+    @classmethod
+    def from_config(
+        cls,
+        data_dir: str | os.PathLike[str],
+        master_key: MasterKey,
+        config: Config,
+        *,
+        metadata: MetadataConnection | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> WorkingMemoryStore:
+        """Open the data dir's store with the ``[memory.working]`` settings."""
+        section = config.section("memory.working")
+        return cls(
+            cls.default_path(data_dir),
+            master_key,
+            metadata=metadata,
+            ttl=float(section["ttl_hours"]) * 3600.0,
+            clock=clock,
+            max_value_bytes=int(section["max_value_bytes"]),
+            map_size=int(section["map_size_mb"]) * 1024 * 1024,
+            sync=bool(section["sync"]),
+            refresh_on_read=bool(section["refresh_on_read"]),
+        )
+
+    def _open_env(self) -> None:
+        shared = _env.acquire(
+            self._path,
+            map_size=self._map_size,
+            max_map_size=self._max_map_size,
+            sync=self._sync,
+        )
+        self._shared = shared
+        self._generation = _env.generation()
+        # A store asking for durability on an environment another store opened without it
+        # still gets it, by syncing after each of its own commits.
+        self._flush = self._sync and not shared.sync
+        db = shared.dbs
+        self._db_m, self._db_v, self._db_s = db[_M], db[_V], db[_S]
+        self._db_u, self._db_x, self._db_meta = db[_U], db[_X], db[_META]
+        self._dbs = {_M: self._db_m, _V: self._db_v, _S: self._db_s}
+        try:
+            self._check_key()
+        except BaseException:
+            _env.release(shared)
+            self._closed = True
+            raise
+
+    def _check_key(self) -> None:
+        """Prove the keys on the sealed canary before anything else is read."""
+        token = self._hasher.check_token()
+        raw = self._shared.read(lambda txn: txn.get(_CANARY, db=self._db_meta))
+        if raw is None:
+            raw = self._shared.write(self._create_canary, flush=self._flush)
+        try:
+            found = self._sealer.open(_META, _CANARY, raw)
+        except IntegrityError:
+            raise WrongPassphrase(
+                "wrong key: this working memory was sealed with another key"
+            ) from None
+        if not hmac.compare_digest(found, token):
+            raise WrongPassphrase("wrong key: this working memory was sealed with another key")
+
+    def _create_canary(self, txn: Txn) -> bytes:
+        existing: bytes | None = txn.get(_CANARY, db=self._db_meta)
+        if existing is not None:
+            return existing  # another process created it first
+        for db in (self._db_m, self._db_v, self._db_s):
+            if txn.stat(db)["entries"]:
+                raise IntegrityError("working memory holds data but no key check record")
+        sealed = self._sealer.seal(_META, _CANARY, NEVER, self._hasher.check_token())
+        txn.put(_CANARY, sealed, db=self._db_meta)
+        txn.put(_FORMAT_KEY, _FORMAT, db=self._db_meta)
+        return sealed
+
+    def _env(self) -> _env.SharedEnv:
+        if self._closed:
+            raise StoreClosed("the working-memory store is closed")
+        if self._generation != _env.generation():
+            # We are in a forked child: never touch the parent's environment, reopen.
+            self._open_env()
+        return self._shared
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def ttl(self) -> float:
+        """The default time to live, in seconds."""
+        return self._ttl_us / 1_000_000
+
+    def close(self) -> None:
+        """Release this store's reference to the shared environment. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._generation == _env.generation():
+            _env.release(self._shared)
+
+    def __enter__(self) -> WorkingMemoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def flush(self) -> None:
+        """Make every committed write durable (only needed with ``sync=False``)."""
+        self._env().flush()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def _ttl_to_us(ttl: object) -> int:
+        if (
+            not isinstance(ttl, int | float)
+            or isinstance(ttl, bool)
+            or not math.isfinite(ttl)
+            or ttl <= 0
+        ):
+            raise InvalidInput("ttl must be a positive number of seconds")
+        return max(1, round(ttl * 1_000_000))
+
+    def _now_us(self, now: float | None = None) -> int:
+        value = self._clock() if now is None else now
+        return round(value * 1_000_000)
+
+    def _entry_ttl_us(self, ttl: float | None) -> int:
+        return self._ttl_us if ttl is None else self._ttl_to_us(ttl)
+
+    def _check_size(self, payload: bytes, what: str) -> None:
+        if len(payload) > self._max_value_bytes:
+            raise InvalidInput(
+                f"{what} is {len(payload)} bytes; the working-memory limit is "
+                f"{self._max_value_bytes} bytes"
+            )
+
+    def _open_session(self, sh: bytes, raw: bytes) -> SessionRecord:
+        return decode_session(self._sealer.open(_S, sh, raw))
+
+    def _live_session(self, txn: Txn, sh: bytes, now_us: int) -> tuple[SessionRecord, int] | None:
+        """The session's record and expiry if it has live working memory, else None."""
+        raw = txn.get(sh, db=self._db_s)
+        if raw is None:
+            return None
+        expires = expires_of(raw)
+        if expires <= now_us:
+            return None
+        return self._open_session(sh, raw), expires
+
+    def _put_session(
+        self, txn: Txn, sh: bytes, record: SessionRecord, expires: int, old_expires: int | None
+    ) -> None:
+        if old_expires is not None and old_expires != expires:
+            txn.delete(expiry_key(old_expires, TAG_SESSION, sh), db=self._db_x)
+        txn.put(sh, self._sealer.seal(_S, sh, expires, encode_session(record)), db=self._db_s)
+        txn.put(expiry_key(expires, TAG_SESSION, sh), b"", db=self._db_x)
+
+    def _drop_session_record(self, txn: Txn, sh: bytes, user_hash: bytes | None) -> None:
+        """Delete a session record, its expiry entry and its by-user entry."""
+        raw = txn.get(sh, db=self._db_s)
+        if raw is not None:
+            txn.delete(expiry_key(expires_of(raw), TAG_SESSION, sh), db=self._db_x)
+            txn.delete(sh, db=self._db_s)
+            if user_hash is None:
+                try:
+                    user_hash = self._hasher.user(self._open_session(sh, raw).user_id)
+                except IntegrityError:
+                    log.warning("working memory: dropping a session record that failed auth")
+        if user_hash is not None:
+            txn.delete(user_hash + sh, db=self._db_u)
+        else:
+            self._drop_by_user_suffix(txn, sh)
+
+    def _drop_by_user_suffix(self, txn: Txn, sh: bytes) -> None:
+        # Only when the session record cannot tell us its user: a full by_user scan.
+        stale = [k for k in txn.cursor(db=self._db_u).iternext(values=False) if k[HASH_LEN:] == sh]
+        for key in stale:
+            txn.delete(key, db=self._db_u)
+
+    def _hook(self, operation: str) -> None:
+        if self._after_lmdb_write is not None:
+            self._after_lmdb_write(operation)
+
+    def _push(self, record: SessionRecord, expires: int, now_us: int) -> None:
+        if self.metadata is not None:
+            _metadata.push_session(self.metadata, record, expires, now_us)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def append(
+        self,
+        user_id: str,
+        session_id: str,
+        role: str,
+        content: str,
+        *,
+        conversation_id: str | None = None,
+        ttl: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        message_id: str | None = None,
+    ) -> WorkingMessage:
+        """Add a message to the session (LMDB, then session_metadata). Returns it as stored.
+
+        ``message_id`` lets the caller reuse the id of the libSQL message row; by default a
+        random one is made. A session belongs to the user who first wrote to it.
+        """
+        _check_id(user_id, "user_id")
+        _check_id(session_id, "session_id")
+        _check_id(role, "role", _MAX_ROLE_CHARS)
+        if not isinstance(content, str):
+            raise InvalidInput("content must be a string")
+        if conversation_id is not None:
+            _check_id(conversation_id, "conversation_id")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInput("metadata must be a dict")
+        message_id = uuid.uuid4().hex if message_id is None else message_id
+        _check_id(message_id, "message_id")
+        ttl_us = self._entry_ttl_us(ttl)
+        payload = encode_message(
+            message_id, user_id, session_id, role, conversation_id, metadata, content
+        )
+        self._check_size(payload, "the message")
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        now_us = self._now_us()
+        base: list[int] = []  # the row's count, fetched at most once across retries
+
+        def write(txn: Txn) -> tuple[int, int, SessionRecord, int]:
+            raw = txn.get(sh, db=self._db_s)
+            old_expires = None if raw is None else expires_of(raw)
+            record: SessionRecord | None = None
+            if raw is not None and old_expires is not None and old_expires > now_us:
+                try:
+                    record = self._open_session(sh, raw)
+                except IntegrityError:
+                    log.warning("working memory: replacing a session record that failed auth")
+                    self._drop_session_record(txn, sh, None)
+                    old_expires = None
+            if record is not None and not hmac.compare_digest(
+                record.user_id.encode(), user_id.encode()
+            ):
+                raise InvalidInput("this session_id belongs to another user")
+
+            created, seq = now_us, 0
+            cursor = txn.cursor(db=self._db_m)
+            end = _prefix_end(sh)
+            found = cursor.set_range(end) if end is not None else False
+            found = cursor.prev() if found else cursor.last()
+            if found:
+                last = cursor.key()
+                if last[:HASH_LEN] == sh:
+                    _, last_created, last_seq = split_message_key(last)
+                    if created <= last_created:  # same microsecond, or the clock went back
+                        created, seq = last_created, last_seq + 1
+                        if seq > MAX_SEQ:
+                            created, seq = last_created + 1, 0
+            key = message_key(sh, created, seq)
+            expires = min(created + ttl_us, NEVER - 1)
+            txn.put(key, self._sealer.seal(_M, key, expires, payload), db=self._db_m)
+            txn.put(expiry_key(expires, TAG_MESSAGE, key), b"", db=self._db_x)
+
+            if record is None:
+                if not base:
+                    base.append(
+                        0
+                        if self.metadata is None
+                        else _metadata.base_count(self.metadata, session_id)
+                    )
+                record = SessionRecord(
+                    session_id, user_id, conversation_id, created, created, base[0] + 1
+                )
+                uh = self._hasher.user(user_id)
+                txn.put(
+                    uh + sh,
+                    self._sealer.seal(_U, uh + sh, NEVER, session_id.encode("utf-8")),
+                    db=self._db_u,
+                )
+                session_expires = expires
+            else:
+                record = replace(
+                    record,
+                    last_us=created,
+                    message_count=record.message_count + 1,
+                    conversation_id=conversation_id or record.conversation_id,
+                )
+                session_expires = max(expires, old_expires or 0)
+            self._put_session(txn, sh, record, session_expires, old_expires)
+            return created, expires, record, session_expires
+
+        created, expires, record, session_expires = env.write(write, flush=self._flush)
+        self._hook("append")
+        self._push(record, session_expires, now_us)
+        return WorkingMessage(
+            id=message_id,
+            session_id=session_id,
+            user_id=user_id,
+            role=role,
+            content=content,
+            created_at=created / 1_000_000,
+            expires_at=expires / 1_000_000,
+            metadata=dict(metadata or {}),
+            conversation_id=conversation_id,
+        )
+
+    def put_value(self, session_id: str, key: str, value: Any, *, ttl: float | None = None) -> None:
+        """Store a JSON value under ``key`` for the session (scratch state, caches).
+
+        The value has its own expiry; if the session has live messages and the value
+        outlives them, the session's working memory is extended to match.
+        """
+        _check_id(session_id, "session_id")
+        _check_id(key, "key", _MAX_VALUE_KEY_CHARS)
+        payload = encode_value(value)
+        self._check_size(payload, "the value")
+        ttl_us = self._entry_ttl_us(ttl)
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        record_key = sh + self._hasher.value_key(key)
+        now_us = self._now_us()
+        expires = min(now_us + ttl_us, NEVER - 1)
+
+        def write(txn: Txn) -> tuple[SessionRecord, int] | None:
+            old = txn.get(record_key, db=self._db_v)
+            if old is not None:
+                txn.delete(expiry_key(expires_of(old), TAG_VALUE, record_key), db=self._db_x)
+            sealed = self._sealer.seal(_V, record_key, expires, payload)
+            txn.put(record_key, sealed, db=self._db_v)
+            txn.put(expiry_key(expires, TAG_VALUE, record_key), b"", db=self._db_x)
+            return self._extend_session(txn, sh, expires, now_us)
+
+        extended = env.write(write, flush=self._flush)
+        if extended is not None:
+            self._hook("put_value")
+            self._push(extended[0], extended[1], now_us)
+
+    def _extend_session(
+        self, txn: Txn, sh: bytes, expires: int, now_us: int
+    ) -> tuple[SessionRecord, int] | None:
+        """Push a live session's expiry out to ``expires``; None if nothing changed."""
+        try:
+            live = self._live_session(txn, sh, now_us)
+        except IntegrityError:
+            return None
+        if live is None or live[1] >= expires:
+            return None
+        record, old_expires = live
+        self._put_session(txn, sh, record, expires, old_expires)
+        return record, expires
+
+    def delete_value(self, session_id: str, key: str) -> bool:
+        """Remove one value; True if it existed (expired or not)."""
+        _check_id(session_id, "session_id")
+        _check_id(key, "key", _MAX_VALUE_KEY_CHARS)
+        env = self._env()
+        record_key = self._hasher.session(session_id) + self._hasher.value_key(key)
+
+        def write(txn: Txn) -> bool:
+            old = txn.get(record_key, db=self._db_v)
+            if old is None:
+                return False
+            txn.delete(expiry_key(expires_of(old), TAG_VALUE, record_key), db=self._db_x)
+            txn.delete(record_key, db=self._db_v)
+            return True
+
+        return env.write(write, flush=self._flush)
+
+    def _purge_session(self, txn: Txn, sh: bytes, user_hash: bytes | None) -> int:
+        removed = 0
+        end = _prefix_end(sh)
+        for db, tag in ((self._db_m, TAG_MESSAGE), (self._db_v, TAG_VALUE)):
+            cursor = txn.cursor(db=db)
+            doomed: list[tuple[bytes, int]] = []
+            if cursor.set_range(sh):
+                for key, value in cursor:
+                    if end is not None and key >= end:
+                        break
+                    doomed.append((key, expires_of(value)))
+            for key, expires in doomed:
+                txn.delete(expiry_key(expires, tag, key), db=self._db_x)
+                txn.delete(key, db=db)
+            removed += len(doomed)
+        self._drop_session_record(txn, sh, user_hash)
+        return removed
+
+    def delete_session(self, session_id: str) -> int:
+        """Forget a session: its messages, values, record and session_metadata row.
+
+        Returns the number of messages and values removed. The row goes too because its
+        summary slot may hold user content; ``end_session`` is the non-destructive close.
+        """
+        _check_id(session_id, "session_id")
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        removed = env.write(lambda txn: self._purge_session(txn, sh, None), flush=self._flush)
+        self._hook("delete_session")
+        if self.metadata is not None:
+            _metadata.delete_rows(self.metadata, [session_id])
+        return removed
+
+    def delete_user(self, user_id: str) -> int:
+        """Forget every session of a user (found in LMDB and in session_metadata).
+
+        Returns the number of sessions removed.
+        """
+        _check_id(user_id, "user_id")
+        env = self._env()
+        uh = self._hasher.user(user_id)
+        row_ids = [] if self.metadata is None else _metadata.rows_of_user(self.metadata, user_id)
+        from_rows = {self._hasher.session(sid) for sid in row_ids}
+
+        def write(txn: Txn) -> int:
+            cursor = txn.cursor(db=self._db_u)
+            hashes = set(from_rows)
+            if cursor.set_range(uh):
+                for key in cursor.iternext(values=False):
+                    if key[:HASH_LEN] != uh:
+                        break
+                    hashes.add(key[HASH_LEN:])
+            for sh in hashes:
+                self._purge_session(txn, sh, uh)
+            return len(hashes)
+
+        removed = env.write(write, flush=self._flush)
+        self._hook("delete_user")
+        if self.metadata is not None:
+            self.metadata.execute("DELETE FROM session_metadata WHERE user_id = ?", (user_id,))
+        return removed
+
+    def end_session(self, session_id: str) -> bool:
+        """Mark the session ``ended`` in session_metadata; its working memory lives out its TTL.
+
+        Returns True if a row was marked (always False without a metadata connection).
+        """
+        _check_id(session_id, "session_id")
+        self._env()
+        if self.metadata is None:
+            return False
+        return _metadata.mark_ended(self.metadata, session_id, self._now_us())
+
+    # -- reads -----------------------------------------------------------------------
+
+    def _scan(
+        self,
+        txn: Txn,
+        lo: bytes,
+        hi: bytes | None,
+        *,
+        newest_first: bool,
+        limit: int | None,
+        now_us: int,
+        skip_corrupt: bool,
+    ) -> list[tuple[bytes, int, bytes]]:
+        """Live messages with ``lo <= key < hi``: ``(key, expires_us, plaintext)``."""
+        cursor = txn.cursor(db=self._db_m)
+        out: list[tuple[bytes, int, bytes]] = []
+        if newest_first:
+            found = cursor.set_range(hi) if hi is not None else False
+            found = cursor.prev() if found else cursor.last()
+            items = cursor.iterprev() if found else iter(())
+        else:
+            found = cursor.set_range(lo)
+            items = cursor.iternext() if found else iter(())
+        open_ = self._sealer.open
+        for key, sealed in items:
+            if key < lo or (hi is not None and key >= hi):
+                break
+            expires = expires_of(sealed)
+            if expires <= now_us:
+                continue
+            try:
+                out.append((key, expires, open_(_M, key, sealed)))
+            except IntegrityError:
+                if not skip_corrupt:
+                    raise
+                log.warning("working memory: skipped an entry that failed authentication")
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+    @staticmethod
+    def _to_message(key: bytes, expires: int, plaintext: bytes) -> WorkingMessage:
+        message_id, user_id, session_id, role, conv, meta, content = decode_message(plaintext)
+        return WorkingMessage(
+            message_id,
+            session_id,
+            user_id,
+            role,
+            content,
+            message_created_us(key) / 1_000_000,
+            expires / 1_000_000,
+            meta,
+            conv,
+        )
+
+    def recent(
+        self,
+        session_id: str,
+        n: int = 20,
+        *,
+        newest_first: bool = True,
+        skip_corrupt: bool = False,
+    ) -> list[WorkingMessage]:
+        """The ``n`` newest live messages of a session; unknown session → ``[]``.
+
+        An entry that fails authentication raises ``IntegrityError``; with
+        ``skip_corrupt=True`` it is left out (and logged, without content) instead.
+        """
+        _check_id(session_id, "session_id")
+        _check_count(n, "n")
+        if n == 0:
+            return []
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        now_us = self._now_us()
+        hi = _prefix_end(sh)
+        found = env.read(
+            lambda txn: self._scan(
+                txn,
+                sh,
+                hi,
+                newest_first=True,
+                limit=n,
+                now_us=now_us,
+                skip_corrupt=skip_corrupt,
+            )
+        )
+        if not newest_first:
+            found.reverse()
+        messages = [self._to_message(*item) for item in found]
+        if self.refresh_on_read and found:
+            self._refresh(sh, [(_M, TAG_MESSAGE, k, p) for k, _, p in found], now_us)
+        return messages
+
+    def range(
+        self,
+        session_id: str,
+        start: float | None = None,
+        end: float | None = None,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+        skip_corrupt: bool = False,
+    ) -> list[WorkingMessage]:
+        """Live messages created in ``[start, end)`` (unix seconds; None = open-ended)."""
+        _check_id(session_id, "session_id")
+        if limit is not None:
+            _check_count(limit, "limit")
+        for bound in (start, end):
+            if bound is not None and (
+                not isinstance(bound, int | float) or isinstance(bound, bool) or bound < 0
+            ):
+                raise InvalidInput("start and end must be non-negative unix seconds or None")
+        if start is not None and end is not None and end < start:
+            raise InvalidInput("end must not be before start")
+        if limit == 0:
+            return []
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        lo = sh if start is None else message_key(sh, min(round(start * 1e6), NEVER), 0)
+        hi = _prefix_end(sh) if end is None else message_key(sh, min(round(end * 1e6), NEVER), 0)
+        now_us = self._now_us()
+        found = env.read(
+            lambda txn: self._scan(
+                txn,
+                lo,
+                hi,
+                newest_first=newest_first,
+                limit=limit,
+                now_us=now_us,
+                skip_corrupt=skip_corrupt,
+            )
+        )
+        messages = [self._to_message(*item) for item in found]
+        if self.refresh_on_read and found:
+            self._refresh(sh, [(_M, TAG_MESSAGE, k, p) for k, _, p in found], now_us)
+        return messages
+
+    def get_value(self, session_id: str, key: str, default: Any = None) -> Any:
+        """The session's live value for ``key``, or ``default``."""
+        _check_id(session_id, "session_id")
+        _check_id(key, "key", _MAX_VALUE_KEY_CHARS)
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        record_key = sh + self._hasher.value_key(key)
+        now_us = self._now_us()
+        sealed = env.read(lambda txn: txn.get(record_key, db=self._db_v))
+        if sealed is None or expires_of(sealed) <= now_us:
+            return default
+        plaintext = self._sealer.open(_V, record_key, sealed)
+        if self.refresh_on_read:
+            self._refresh(sh, [(_V, TAG_VALUE, record_key, plaintext)], now_us)
+        return decode_value(plaintext)
+
+    def sessions(self, user_id: str) -> list[str]:
+        """Ids of the user's sessions with live working memory, most recently active first."""
+        _check_id(user_id, "user_id")
+        env = self._env()
+        uh = self._hasher.user(user_id)
+        now_us = self._now_us()
+
+        def read(txn: Txn) -> list[tuple[int, str]]:
+            found: list[tuple[int, str]] = []
+            cursor = txn.cursor(db=self._db_u)
+            if not cursor.set_range(uh):
+                return found
+            for key in cursor.iternext(values=False):
+                if key[:HASH_LEN] != uh:
+                    break
+                sh = key[HASH_LEN:]
+                try:
+                    live = self._live_session(txn, sh, now_us)
+                except IntegrityError:
+                    log.warning("working memory: skipped a session record that failed auth")
+                    continue
+                if live is not None:
+                    found.append((live[0].last_us, live[0].session_id))
+            return found
+
+        return [sid for _, sid in sorted(env.read(read), reverse=True)]
+
+    def _refresh(
+        self, sh: bytes, items: list[tuple[bytes, bytes, bytes, bytes]], now_us: int
+    ) -> None:
+        """Refresh-on-read: give the entries just read a full TTL from now."""
+        expires = min(now_us + self._ttl_us, NEVER - 1)
+
+        def write(txn: Txn) -> tuple[SessionRecord, int] | None:
+            for db_name, tag, key, plaintext in items:
+                db = self._dbs[db_name]
+                current = txn.get(key, db=db)
+                if current is None:
+                    continue
+                old = expires_of(current)
+                if old >= expires or old <= now_us:
+                    continue
+                txn.delete(expiry_key(old, tag, key), db=self._db_x)
+                txn.put(key, self._sealer.seal(db_name, key, expires, plaintext), db=db)
+                txn.put(expiry_key(expires, tag, key), b"", db=self._db_x)
+            return self._extend_session(txn, sh, expires, now_us)
+
+        extended = self._env().write(write, flush=self._flush)
+        if extended is not None:
+            self._push(extended[0], extended[1], now_us)
+
+    # -- maintenance -----------------------------------------------------------------
+
+    def sweep(self, *, now: float | None = None, limit: int | None = None) -> int:
+        """Remove expired records, reading only the expired part of the expiry index.
+
+        Returns the number of messages and values removed (session records whose time is
+        up go too, and their rows become ``expired``). ``limit`` caps the index entries
+        handled in this call. Runs in batches so readers are never held up for long.
+        """
+        if limit is not None:
+            _check_count(limit, "limit")
+        env = self._env()
+        now_us = self._now_us(now)
+        removed = handled = 0
+        while limit is None or handled < limit:
+            batch = _SWEEP_BATCH if limit is None else min(_SWEEP_BATCH, limit - handled)
+            entries, steps, ended, done = env.write(
+                functools.partial(self._sweep_batch, now_us=now_us, batch=batch),
+                flush=self._flush,
+            )
+            removed += entries
+            handled += steps
+            if ended:
+                self._hook("sweep")
+                if self.metadata is not None:
+                    _metadata.mark_expired(self.metadata, ended, now_us)
+            if done:
+                break
+        return removed
+
+    def _sweep_batch(
+        self, txn: Txn, now_us: int, batch: int
+    ) -> tuple[int, int, list[tuple[str, int]], bool]:
+        cursor = txn.cursor(db=self._db_x)
+        entries = steps = 0
+        ended: list[tuple[str, int]] = []
+        found = cursor.first()
+        while found and steps < batch:
+            index_key = cursor.key()
+            expires, tag, record_key = split_expiry_key(index_key)
+            if expires > now_us:
+                return entries, steps, ended, True
+            db_name = _TAG_DB.get(tag)
+            if db_name is not None:
+                db = self._dbs[db_name]
+                raw = txn.get(record_key, db=db)
+                # A stale index entry (the record was rewritten with a new expiry) is dropped
+                # without touching the record.
+                if raw is not None and expires_of(raw) == expires:
+                    if tag == TAG_SESSION:
+                        try:
+                            record = self._open_session(record_key, raw)
+                            ended.append((record.session_id, record.last_us))
+                            user_hash: bytes | None = self._hasher.user(record.user_id)
+                        except IntegrityError:
+                            user_hash = None
+                        txn.delete(record_key, db=db)
+                        if user_hash is not None:
+                            txn.delete(user_hash + record_key, db=self._db_u)
+                        else:
+                            self._drop_by_user_suffix(txn, record_key)
+                    else:
+                        txn.delete(record_key, db=db)
+                        entries += 1
+            steps += 1
+            found = cursor.delete()  # moves to the next entry
+            if found and not cursor.key():
+                found = False
+        return entries, steps, ended, not found
+
+    def reconcile(self) -> dict[str, int]:
+        """Repair session_metadata after a crash between an LMDB write and its row update.
+
+        Rows missing for live LMDB sessions are created; rows behind their LMDB record are
+        brought up to it; active rows whose working memory is gone become ``expired``.
+        Returns how many rows of each kind were repaired.
+        """
+        report = {"rows_created": 0, "rows_updated": 0, "rows_expired": 0}
+        env = self._env()
+        if self.metadata is None:
+            return report
+        now_us = self._now_us()
+        # Rows first, LMDB second: a row committed before this read has its LMDB record
+        # committed before it too (LMDB is always written first), so it is in the snapshot.
+        active = _metadata.active_rows(self.metadata)
+        raw_records = env.read(lambda txn: list(txn.cursor(db=self._db_s).iternext()))
+        live: dict[str, tuple[SessionRecord, int]] = {}
+        for sh, raw in raw_records:
+            expires = expires_of(raw)
+            if expires <= now_us:
+                continue
+            try:
+                record = self._open_session(sh, raw)
+            except IntegrityError:
+                log.warning("working memory: reconcile skipped a session record that failed auth")
+                continue
+            live[record.session_id] = (record, expires)
+        for session_id, (record, expires) in live.items():
+            row = active.get(session_id) or _metadata.row_of(self.metadata, session_id)
+            if row is None:
+                report["rows_created"] += 1
+            elif _metadata.is_behind(row, record, expires):
+                report["rows_updated"] += 1
+            else:
+                continue
+            _metadata.push_session(self.metadata, record, expires, now_us)
+        gone = [
+            (sid, round(float(row["last_activity_at"]) * 1_000_000))
+            for sid, row in active.items()
+            if sid not in live
+        ]
+        report["rows_expired"] = _metadata.mark_expired(self.metadata, gone, now_us)
+        if any(report.values()):
+            log.info("working memory: reconcile repaired %s", report)
+        return report
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and sizes for ``status``; counts expired-pending from the index only."""
+        env = self._env()
+        now_us = self._now_us()
+
+        def read(txn: Txn) -> dict[str, int]:
+            pending = 0
+            cursor = txn.cursor(db=self._db_x)
+            for key in cursor.iternext(values=False):
+                if split_expiry_key(key)[0] > now_us:
+                    break
+                pending += 1
+            return {
+                "messages": txn.stat(self._db_m)["entries"],
+                "values": txn.stat(self._db_v)["entries"],
+                "sessions": txn.stat(self._db_s)["entries"],
+                "expired_pending": pending,
+            }
+
+        counts = env.read(read)
+        info = env.info()
+        data_file = Path(env.path) / "data.mdb"
+        return {
+            "path": env.path,
+            "entries": counts["messages"] + counts["values"],
+            **counts,
+            "bytes": info["used_bytes"],
+            "file_bytes": data_file.stat().st_size if data_file.exists() else 0,
+            "map_size": info["map_size"],
+            "max_map_size": env.max_map_size,
+            "reader_slots": info["readers"],
+            "ttl_seconds": self.ttl,
+            "sync": env.sync or self._flush,
+        }
