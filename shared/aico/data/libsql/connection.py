@@ -34,6 +34,7 @@ from typing import Any
 import libsql_experimental as libsql
 
 from aico.data.libsql.errors import translate_errors
+from aico.data.libsql.keycheck import key_fits_pending_recovery
 from aico.data.libsql.params import Params, as_tuple, has_wide_int, prepare
 from aico.data.libsql.pool import ReaderPool
 from aico.data.libsql.seal import OpenLock, remove_seal, verify_seal, write_seal
@@ -73,7 +74,16 @@ class EncryptedLibSQLConnection:
     ``encryption_key`` is a 32-byte subkey; it reaches libsql as hex. A database that does
     not open with it raises ``DatabaseCorrupted``: the caller has already proved the
     passphrase with the key file, so the file is corrupt or from another key.
-    Parameters are positional (``?``) only: the driver supports nothing else.
+
+    ``seal_key`` (32 bytes) turns on the integrity seal: the last clean close writes an
+    HMAC of the file to ``<db>.seal`` and the first opener verifies it, because the cipher
+    has no MAC and a flipped byte inside a row would otherwise read back as wrong data.
+    After an unclean close there is no seal; the first opener then runs
+    ``PRAGMA quick_check``, which catches structural damage only.
+
+    Parameters are positional (``?``) only: the driver supports nothing else. Use
+    ``execute`` for anything that writes; ``fetch_*`` run on read-only connections unless
+    the calling thread is inside ``transaction()``.
     """
 
     def __init__(
@@ -174,6 +184,8 @@ class EncryptedLibSQLConnection:
             sealed = False
             if first and self._seal_key is not None:
                 sealed = verify_seal(self._path, self._seal_key)
+            if first and existed and not key_fits_pending_recovery(self._path, self._hex):
+                raise self._wrong_key()
             self._writer = self._connect(writer=True, new_db=not existed)
             if first:
                 if existed and not sealed:
@@ -231,10 +243,7 @@ class EncryptedLibSQLConnection:
                 # The cipher shows a wrong key only when a page is read: read one now.
                 self._close_cursor(self._run(conn, "SELECT count(*) FROM sqlite_master"))
             except DatabaseCorrupted:
-                raise DatabaseCorrupted(
-                    f"database {self._path} did not open with its key: the file is corrupt "
-                    "or was encrypted with another key"
-                ) from None
+                raise self._wrong_key() from None
             for statement in self._settings.pragma_statements(
                 writer=writer,
                 new_db=new_db,
@@ -246,6 +255,12 @@ class EncryptedLibSQLConnection:
             _close_quietly(conn)
             raise
         return conn
+
+    def _wrong_key(self) -> DatabaseCorrupted:
+        return DatabaseCorrupted(
+            f"database {self._path} did not open with its key: the file is corrupt "
+            "or was encrypted with another key"
+        )
 
     def _open_reader(self) -> Any:
         return self._connect(writer=False, new_db=False)
@@ -410,7 +425,8 @@ class EncryptedLibSQLConnection:
         return str(self._path)
 
     def _check_open(self) -> None:
-        if self._closed:
+        # A transaction already under way may finish: close() waits for it.
+        if self._closed and not self.in_transaction:
             raise StoreClosed(f"database {self._path} is closed")
 
     def _require_writer(self) -> Any:

@@ -80,8 +80,13 @@ def write_seal(db_path: Path, seal_key: bytes) -> None:
     """Seal the closed database atomically (temp file, fsync, rename, fsync dir)."""
     db_size, wal_size, mac = compute_mac(db_path, seal_key)
     body = json.dumps(
-        {"version": SEAL_VERSION, "alg": "HMAC-SHA256", "db_size": db_size,
-         "wal_size": wal_size, "mac": mac},
+        {
+            "version": SEAL_VERSION,
+            "alg": "HMAC-SHA256",
+            "db_size": db_size,
+            "wal_size": wal_size,
+            "mac": mac,
+        },
         sort_keys=True,
     ).encode()
     target = seal_path(db_path)
