@@ -13,6 +13,7 @@ import pytest
 
 from aico.ai.memory.working import WorkingMemoryStore, reconcile, sweep
 from aico.data.libsql import EncryptedLibSQLConnection
+from aico.errors import InvalidInput
 from aico.security import MasterKey
 
 # The suite imports test modules with importlib (no sys.path entry); the helpers must be
@@ -123,6 +124,18 @@ def test_count_continues_after_the_working_memory_expired(
     found = row(core, "s")
     assert found is not None
     assert (found["message_count"], found["status"]) == (4, "active")
+
+
+def test_session_ids_stay_with_their_user(
+    wm: WorkingMemoryStore, core: EncryptedLibSQLConnection, clock: FakeClock
+) -> None:
+    wm.append("alice", "s", "user", "alice's")
+    clock.advance(DAY + 1)
+    sweep(wm)  # LMDB forgot the session; session_metadata still knows its owner
+    with pytest.raises(InvalidInput):
+        wm.append("bob", "s", "user", "bob's")
+    assert wm.recent("s") == []
+    assert row(core, "s")["user_id"] == "alice"  # type: ignore[index]
 
 
 def test_deletes_remove_rows(wm: WorkingMemoryStore, core: EncryptedLibSQLConnection) -> None:

@@ -313,6 +313,18 @@ def test_session_belongs_to_its_first_user(wm: WorkingMemoryStore) -> None:
     assert [m.content for m in wm.recent("s")] == ["mine"]
 
 
+def test_expired_session_id_taken_over_by_another_user(
+    wm: WorkingMemoryStore, clock: FakeClock
+) -> None:
+    wm.append("alice", "s", "user", "alice's")
+    clock.advance(DAY + 1)  # expired, not swept: without session_metadata the id is free again
+    wm.append("bob", "s", "user", "bob's")
+    assert wm.sessions("alice") == []
+    assert wm.sessions("bob") == ["s"]
+    assert wm.delete_user("alice") == 0
+    assert [m.content for m in wm.recent("s")] == ["bob's"]
+
+
 def test_wrong_key_is_refused_before_any_read(
     wm: WorkingMemoryStore, wm_path: Path, master_key: MasterKey, clock: FakeClock
 ) -> None:

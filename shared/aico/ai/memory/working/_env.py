@@ -115,11 +115,19 @@ class SharedEnv:
     """An open environment, its named databases, and retrying transaction runners."""
 
     def __init__(
-        self, path: str, *, map_size: int, max_map_size: int, sync: bool, max_readers: int
+        self,
+        path: str,
+        *,
+        map_size: int,
+        max_map_size: int,
+        sync: bool,
+        metasync: bool,
+        max_readers: int,
     ) -> None:
         self.path = path
         self.pid = os.getpid()
         self.sync = sync
+        self.metasync = sync and metasync
         self.max_map_size = max(max_map_size, map_size)
         self.refs = 0
         self.closed = False
@@ -132,7 +140,7 @@ class SharedEnv:
                 subdir=True,
                 max_dbs=len(DB_NAMES),
                 sync=sync,
-                metasync=sync,
+                metasync=self.metasync,
                 readahead=False,
                 meminit=True,  # zero page slack: never write stray heap bytes to disk
                 max_readers=max_readers,
@@ -287,10 +295,16 @@ def acquire(
     map_size: int,
     max_map_size: int,
     sync: bool,
+    metasync: bool = True,
     max_readers: int = 126,
 ) -> SharedEnv:
     """The process's environment for ``path`` (opened on first use). First opener's options win."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise WorkingMemoryError(
+            f"cannot create working memory at {path}: {exc.strerror}"
+        ) from None
     real = os.path.realpath(path)
     with _lock:
         key = (real, os.getpid())
@@ -306,6 +320,7 @@ def acquire(
                 map_size=map_size,
                 max_map_size=max_map_size,
                 sync=sync,
+                metasync=metasync,
                 max_readers=max_readers,
             )
             _registry[key] = shared

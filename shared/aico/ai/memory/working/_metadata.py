@@ -20,11 +20,11 @@ from aico.ai.memory.working._codec import SessionRecord
 __all__ = [
     "MetadataConnection",
     "active_rows",
-    "base_count",
     "delete_rows",
     "is_behind",
     "mark_ended",
     "mark_expired",
+    "owner_and_count",
     "push_session",
     "row_of",
     "rows_of_user",
@@ -95,12 +95,14 @@ def is_behind(row: dict[str, Any], record: SessionRecord, expires_us: int) -> bo
     )
 
 
-def base_count(conn: MetadataConnection, session_id: str) -> int:
-    """The row's message count: where a newly created LMDB record continues counting."""
+def owner_and_count(conn: MetadataConnection, session_id: str) -> tuple[str | None, int]:
+    """The row's user and message count (a new LMDB record continues that count)."""
     row = conn.fetch_one(
-        "SELECT message_count FROM session_metadata WHERE session_id = ?", (session_id,)
+        "SELECT user_id, message_count FROM session_metadata WHERE session_id = ?", (session_id,)
     )
-    return 0 if row is None else int(row["message_count"])
+    if row is None:
+        return None, 0
+    return str(row["user_id"]), int(row["message_count"])
 
 
 def row_of(conn: MetadataConnection, session_id: str) -> dict[str, Any] | None:

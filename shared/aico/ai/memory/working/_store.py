@@ -128,8 +128,14 @@ class WorkingMemoryStore:
 
     ``metadata`` is the connection to the ``core`` database holding ``session_metadata``;
     without it the store is a pure cache (benchmarks, tools) and nothing is mirrored.
-    ``clock`` returns unix seconds and is used for every TTL decision. ``sync=False`` trades
-    the fsync per commit for speed; call ``flush()`` to make earlier writes durable.
+    ``clock`` returns unix seconds and is used for every TTL decision.
+
+    Durability: by default every commit is flushed to disk (LMDB's two ``fdatasync``: data
+    pages, then the meta page). ``metasync=False`` keeps one flush per commit; an OS crash
+    may then undo the last commit, never corrupt the file (the same promise as libSQL's
+    ``synchronous=NORMAL``). ``sync=False`` flushes nothing; call ``flush()`` when it
+    matters. All stores of a process share the environment; the first one's mode applies,
+    and a later store that asks for more durability syncs after each of its own commits.
     """
 
     def __init__(
@@ -146,6 +152,7 @@ class WorkingMemoryStore:
         map_size: int = DEFAULT_MAP_SIZE,
         max_map_size: int = DEFAULT_MAX_MAP_SIZE,
         sync: bool = True,
+        metasync: bool = True,
         refresh_on_read: bool = False,
         reconcile_on_open: bool = True,
     ) -> None:
@@ -172,6 +179,7 @@ class WorkingMemoryStore:
         self._map_size = map_size
         self._max_map_size = max_map_size
         self._sync = bool(sync)
+        self._metasync = bool(metasync)
         self.refresh_on_read = bool(refresh_on_read)
         self.metadata = metadata
         self._path = Path(path)
@@ -224,6 +232,7 @@ class WorkingMemoryStore:
             map_size=self._map_size,
             max_map_size=self._max_map_size,
             sync=self._sync,
+            metasync=self._metasync,
         )
         self._shared = shared
         self._generation = _env.generation()
@@ -379,6 +388,15 @@ class WorkingMemoryStore:
         for key in stale:
             txn.delete(key, db=self._db_u)
 
+    def _row_count_for(self, session_id: str, user_id: str) -> int:
+        """The row's message count, where a new LMDB record continues; checks the owner."""
+        if self.metadata is None:
+            return 0
+        owner, count = _metadata.owner_and_count(self.metadata, session_id)
+        if owner is not None and not hmac.compare_digest(owner.encode(), user_id.encode()):
+            raise InvalidInput("this session_id belongs to another user")
+        return count
+
     def _hook(self, operation: str) -> None:
         if self._after_lmdb_write is not None:
             self._after_lmdb_write(operation)
@@ -436,12 +454,16 @@ class WorkingMemoryStore:
                     record = self._open_session(sh, raw)
                 except IntegrityError:
                     log.warning("working memory: replacing a session record that failed auth")
-                    self._drop_session_record(txn, sh, None)
-                    old_expires = None
+            if raw is not None and record is None:
+                # Expired but not swept yet (or unreadable): this append starts it afresh.
+                self._drop_session_record(txn, sh, None)
+                old_expires = None
             if record is not None and not hmac.compare_digest(
                 record.user_id.encode(), user_id.encode()
             ):
                 raise InvalidInput("this session_id belongs to another user")
+            if record is None and not base:
+                base.append(self._row_count_for(session_id, user_id))
 
             created, seq = now_us, 0
             cursor = txn.cursor(db=self._db_m)
@@ -462,12 +484,6 @@ class WorkingMemoryStore:
             txn.put(expiry_key(expires, TAG_MESSAGE, key), b"", db=self._db_x)
 
             if record is None:
-                if not base:
-                    base.append(
-                        0
-                        if self.metadata is None
-                        else _metadata.base_count(self.metadata, session_id)
-                    )
                 record = SessionRecord(
                     session_id, user_id, conversation_id, created, created, base[0] + 1
                 )
@@ -566,6 +582,16 @@ class WorkingMemoryStore:
 
         return env.write(write, flush=self._flush)
 
+    def _owner_differs(self, txn: Txn, sh: bytes, user_id: str) -> bool:
+        """True if the session's record names another user (an unreadable one counts as ours)."""
+        raw = txn.get(sh, db=self._db_s)
+        if raw is None:
+            return False
+        try:
+            return self._open_session(sh, raw).user_id != user_id
+        except IntegrityError:
+            return False
+
     def _purge_session(self, txn: Txn, sh: bytes, user_hash: bytes | None) -> int:
         removed = 0
         end = _prefix_end(sh)
@@ -618,9 +644,14 @@ class WorkingMemoryStore:
                     if key[:HASH_LEN] != uh:
                         break
                     hashes.add(key[HASH_LEN:])
+            removed = 0
             for sh in hashes:
+                if self._owner_differs(txn, sh, user_id):
+                    txn.delete(uh + sh, db=self._db_u)  # a stale entry; the session moved on
+                    continue
                 self._purge_session(txn, sh, uh)
-            return len(hashes)
+                removed += 1
+            return removed
 
         removed = env.write(write, flush=self._flush)
         self._hook("delete_user")
@@ -814,7 +845,7 @@ class WorkingMemoryStore:
                 except IntegrityError:
                     log.warning("working memory: skipped a session record that failed auth")
                     continue
-                if live is not None:
+                if live is not None and live[0].user_id == user_id:
                     found.append((live[0].last_us, live[0].session_id))
             return found
 
@@ -993,4 +1024,5 @@ class WorkingMemoryStore:
             "reader_slots": info["readers"],
             "ttl_seconds": self.ttl,
             "sync": env.sync or self._flush,
+            "metasync": env.metasync or self._flush,
         }
