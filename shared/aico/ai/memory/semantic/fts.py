@@ -1,0 +1,260 @@
+"""FTS5 pieces that need no database: the MATCH expression builder and tokenizer checks.
+
+A search query is user input, and FTS5's query language gives meaning to ``"``, ``*``,
+``NEAR``, ``AND``/``OR``/``NOT``, ``^``, ``:`` and parentheses; passing the text through would
+turn "what about (cats" into a syntax error and "-x" into a column filter. So the query is
+split into word tokens here, stopwords are dropped (measured: better BM25 on LongMemEval, and
+fewer posting lists to merge), and each token becomes a double-quoted FTS5 string literal
+(embedded ``"`` doubled), OR-joined. Inside a string literal nothing is an operator, and the
+FTS5 tokenizer still stems and case-folds the token like the indexed text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from aico.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_FTS_TOKENIZER",
+    "ENGLISH_STOPWORDS",
+    "build_match_expression",
+    "check_tokenizer",
+    "fts_create_statement",
+    "query_terms",
+]
+
+#: Measured best on LongMemEval (porter stemming over unicode61, diacritics folded).
+DEFAULT_FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+# Words, numbers and marks; "_" splits like unicode61 does. Emoji and punctuation never match.
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_TOKENIZER_RE = re.compile(r"[a-z][a-z0-9_]*(?: [a-z0-9_]+)*")
+_TOKENIZER_BASES = ("unicode61", "ascii", "trigram")
+_MAX_TERMS = 64
+_MAX_TERM_CHARS = 64
+
+# A common English list (the classic IR list, contractions split the way the regex splits them).
+ENGLISH_STOPWORDS: frozenset[str] = frozenset(
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "aren",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "cannot",
+        "could",
+        "couldn",
+        "d",
+        "did",
+        "didn",
+        "do",
+        "does",
+        "doesn",
+        "doing",
+        "don",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "hadn",
+        "has",
+        "hasn",
+        "have",
+        "haven",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "isn",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "ll",
+        "m",
+        "me",
+        "more",
+        "most",
+        "mustn",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "o",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "ought",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "re",
+        "s",
+        "same",
+        "shan",
+        "she",
+        "should",
+        "shouldn",
+        "so",
+        "some",
+        "such",
+        "t",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "ve",
+        "very",
+        "was",
+        "wasn",
+        "we",
+        "were",
+        "weren",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "won",
+        "would",
+        "wouldn",
+        "y",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    ]
+)
+
+
+def query_terms(query: str, *, drop_stopwords: bool = True) -> list[str]:
+    """The distinct, lower-cased word tokens of ``query``, in order, stopwords removed."""
+    if not isinstance(query, str):
+        return []
+    text = unicodedata.normalize("NFKC", query).casefold()
+    seen: set[str] = set()
+    terms: list[str] = []
+    for token in _TOKEN.findall(text):
+        token = token[:_MAX_TERM_CHARS]
+        if token in seen or (drop_stopwords and token in ENGLISH_STOPWORDS):
+            continue
+        seen.add(token)
+        terms.append(token)
+        if len(terms) == _MAX_TERMS:
+            break
+    return terms
+
+
+def build_match_expression(query: str, *, drop_stopwords: bool = True) -> str | None:
+    """An FTS5 MATCH expression that cannot be a syntax error, or None if nothing is left.
+
+    ``'tell me about "NEAR(cats*'`` becomes ``'"tell" OR "cats"'``.
+    """
+    terms = query_terms(query, drop_stopwords=drop_stopwords)
+    if not terms:
+        return None
+    return " OR ".join(_literal(term) for term in terms)
+
+
+def _literal(term: str) -> str:
+    # The token regex admits no quote, but escaping is what makes this safe, not the regex.
+    return '"' + term.replace('"', '""') + '"'
+
+
+def check_tokenizer(spec: str) -> str:
+    """Validate an FTS5 ``tokenize`` spec such as ``"porter unicode61 remove_diacritics 2"``.
+
+    Only bare words are allowed (no quotes), so the spec can be placed in DDL safely.
+    """
+    if not isinstance(spec, str):
+        raise ConfigError("semantic.fts_tokenizer must be a string")
+    normalized = " ".join(spec.split())
+    if len(normalized) > 200 or not _TOKENIZER_RE.fullmatch(normalized):
+        raise ConfigError(
+            "semantic.fts_tokenizer must be lowercase words, e.g. "
+            f"'{DEFAULT_FTS_TOKENIZER}' or 'unicode61'"
+        )
+    words = normalized.split()
+    base = words[1] if words[0] == "porter" and len(words) > 1 else words[0]
+    if base not in _TOKENIZER_BASES:
+        raise ConfigError(
+            f"semantic.fts_tokenizer must use one of {_TOKENIZER_BASES}, optionally with porter"
+        )
+    return normalized
+
+
+def fts_create_statement(table: str, tokenizer: str) -> str:
+    """DDL of the contentless FTS5 table (see ``aico.ai.memory.semantic.schema`` for why)."""
+    spec = check_tokenizer(tokenizer)
+    return (
+        f"CREATE VIRTUAL TABLE {table} USING fts5("
+        f"body, content='', contentless_delete=1, tokenize='{spec}')"
+    )

@@ -1,0 +1,154 @@
+"""Semantic memory's tables in the core database (``db/core/aico.db``), registered as "semantic".
+
+- ``semantic_segments``: the source of truth for every segment: text, owner, conversation,
+  session, roles, time range, the vector as a float32 blob and the fingerprint of the model
+  that made it (NULL until the outbox has embedded it; a per-row fingerprint is what makes
+  ``reembed`` resumable). ``chroma_id`` is a random opaque id, the only id Chroma ever sees.
+  Segments reference ``users`` with ``ON DELETE CASCADE`` like every user-owned row.
+- ``semantic_fts``: FTS5 over each segment's search text, **contentless with
+  contentless_delete=1** and maintained by triggers. Why not external content: the text is
+  already stored once in ``semantic_segments`` either way, but an external-content index
+  must be told the *exact* old text on every delete or it silently corrupts, while a
+  contentless one deletes by rowid. What we give up (``snippet``/``highlight`` and the
+  ``rebuild`` command) we do not use; re-tokenizing repopulates from the segments table.
+  ``secure-delete`` is on so a forgotten segment's tokens are removed from the index pages
+  instead of being masked by a delete marker.
+- ``semantic_outbox``: work for Chroma. The insert trigger queues "index", the delete trigger
+  queues "delete" (so a cascade from ``users`` also reaches Chroma) and drops a pending
+  "index" of the same segment. Rows are deleted when done; replaying is idempotent.
+- ``semantic_model``: the one embedding model the stored vectors belong to, plus the target of
+  a re-embedding in progress. ``semantic_settings``: the FTS tokenizer the index was built with.
+"""
+
+from __future__ import annotations
+
+from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER, fts_create_statement
+from aico.data.schema import SchemaVersion, register_schema
+
+__all__ = ["SEMANTIC_SCHEMA"]
+
+_NOW = "(unixepoch('subsec'))"
+FTS_TABLE = "semantic_fts"
+
+# Shared with the store, which recreates the FTS table when the tokenizer changes.
+FTS_FILL_SQL = (
+    f"INSERT INTO {FTS_TABLE}(rowid, body) "
+    "SELECT id, coalesce(fts_text, text) FROM semantic_segments"
+)
+FTS_SECURE_DELETE_SQL = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('secure-delete', 1)"
+
+SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
+    {
+        1: SchemaVersion(
+            version=1,
+            name="semantic segments",
+            description="segments + vectors, contentless FTS5, outbox, model registry",
+            sql_statements=[
+                f"""
+                CREATE TABLE semantic_segments (
+                    id INTEGER PRIMARY KEY,
+                    segment_id TEXT NOT NULL UNIQUE
+                        CHECK (length(segment_id) BETWEEN 1 AND 128),
+                    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+                    conversation_id TEXT CHECK (conversation_id IS NULL
+                        OR length(conversation_id) BETWEEN 1 AND 128),
+                    session_id TEXT CHECK (session_id IS NULL
+                        OR length(session_id) BETWEEN 1 AND 128),
+                    roles TEXT NOT NULL DEFAULT '',
+                    start_ts REAL NOT NULL,
+                    end_ts REAL NOT NULL CHECK (end_ts >= start_ts),
+                    text TEXT NOT NULL CHECK (length(text) >= 1),
+                    fts_text TEXT,
+                    embed_text TEXT,
+                    chroma_id TEXT NOT NULL UNIQUE,
+                    vector BLOB,
+                    vector_fingerprint TEXT,
+                    created_at REAL NOT NULL DEFAULT {_NOW},
+                    CHECK ((vector IS NULL) = (vector_fingerprint IS NULL))
+                )
+                """,
+                """CREATE INDEX idx_semantic_segments_user_time
+                   ON semantic_segments(user_id, start_ts)""",
+                """CREATE INDEX idx_semantic_segments_user_conversation
+                   ON semantic_segments(user_id, conversation_id)""",
+                fts_create_statement(FTS_TABLE, DEFAULT_FTS_TOKENIZER),
+                FTS_SECURE_DELETE_SQL,
+                f"""
+                CREATE TABLE semantic_outbox (
+                    id INTEGER PRIMARY KEY,
+                    op TEXT NOT NULL CHECK (op IN ('index', 'delete')),
+                    segment_rowid INTEGER,
+                    chroma_id TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+                    last_error TEXT,
+                    created_at REAL NOT NULL DEFAULT {_NOW},
+                    CHECK ((op = 'index') = (segment_rowid IS NOT NULL))
+                )
+                """,
+                """CREATE INDEX idx_semantic_outbox_segment
+                   ON semantic_outbox(segment_rowid)""",
+                f"""
+                CREATE TRIGGER semantic_segments_after_insert
+                AFTER INSERT ON semantic_segments BEGIN
+                    INSERT INTO {FTS_TABLE}(rowid, body)
+                        VALUES (new.id, coalesce(new.fts_text, new.text));
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('index', new.id, new.chroma_id);
+                END
+                """,
+                f"""
+                CREATE TRIGGER semantic_segments_after_delete
+                AFTER DELETE ON semantic_segments BEGIN
+                    DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
+                    DELETE FROM semantic_outbox WHERE op = 'index' AND segment_rowid = old.id;
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('delete', NULL, old.chroma_id);
+                END
+                """,
+                f"""
+                CREATE TRIGGER semantic_segments_after_text_update
+                AFTER UPDATE OF text, fts_text, embed_text ON semantic_segments BEGIN
+                    DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
+                    INSERT INTO {FTS_TABLE}(rowid, body)
+                        VALUES (new.id, coalesce(new.fts_text, new.text));
+                    UPDATE semantic_segments SET vector = NULL, vector_fingerprint = NULL
+                        WHERE id = new.id;
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('index', new.id, new.chroma_id);
+                END
+                """,
+                f"""
+                CREATE TABLE semantic_model (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    name TEXT NOT NULL,
+                    dimension INTEGER NOT NULL CHECK (dimension > 0),
+                    fingerprint TEXT NOT NULL,
+                    target_name TEXT,
+                    target_dimension INTEGER CHECK (target_dimension IS NULL
+                        OR target_dimension > 0),
+                    target_fingerprint TEXT,
+                    updated_at REAL NOT NULL DEFAULT {_NOW}
+                )
+                """,
+                """
+                CREATE TABLE semantic_settings (
+                    key TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                )
+                """,
+                f"""INSERT INTO semantic_settings(key, value)
+                    VALUES ('fts_tokenizer', '{DEFAULT_FTS_TOKENIZER}')""",
+            ],
+            rollback_statements=[
+                "DROP TRIGGER semantic_segments_after_text_update",
+                "DROP TRIGGER semantic_segments_after_delete",
+                "DROP TRIGGER semantic_segments_after_insert",
+                "DROP TABLE semantic_settings",
+                "DROP TABLE semantic_model",
+                "DROP TABLE semantic_outbox",
+                f"DROP TABLE {FTS_TABLE}",
+                "DROP TABLE semantic_segments",
+            ],
+        ),
+    }
+)

@@ -1,0 +1,189 @@
+"""Value types of the semantic store: what goes in, what comes out, what reports say."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aico.errors import InvalidInput
+
+__all__ = [
+    "IndexReport",
+    "Message",
+    "ModelInfo",
+    "OutboxResult",
+    "ReembedProgress",
+    "SearchHit",
+    "SearchMode",
+    "Segment",
+]
+
+SearchMode = Literal["hybrid", "bm25", "dense"]
+
+_ROLE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_MAX_ID = 128
+
+
+def check_id(value: object, what: str, *, optional: bool = False) -> str | None:
+    """Validate an id without echoing it (ids can be user-chosen and are not logged)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID:
+        raise InvalidInput(f"{what} must be a string of 1-{_MAX_ID} characters")
+    return value
+
+
+def check_role(value: object) -> str:
+    if not isinstance(value, str) or not _ROLE_RE.fullmatch(value):
+        raise InvalidInput("role must be 1-32 characters of a-z 0-9 _ starting with a letter")
+    return value
+
+
+def check_time(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(f"{what} must be a finite number of unix seconds")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One conversation message, the input of segmentation."""
+
+    role: str
+    text: str
+    timestamp: float
+
+    def __post_init__(self) -> None:
+        check_role(self.role)
+        if not isinstance(self.text, str):
+            raise InvalidInput("message text must be a string")
+        object.__setattr__(self, "timestamp", check_time(self.timestamp, "message timestamp"))
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A unit of long-term memory to store and index.
+
+    ``text`` is what search returns. ``fts_text`` (what BM25 indexes) and ``embed_text`` (what
+    is embedded) default to ``text``; segmentation can narrow them, e.g. BM25 over the user's
+    own words only, which measured best. ``segment_id`` is generated when omitted.
+    """
+
+    user_id: str
+    text: str
+    start_ts: float
+    end_ts: float | None = None
+    conversation_id: str | None = None
+    session_id: str | None = None
+    roles: tuple[str, ...] = ()
+    fts_text: str | None = None
+    embed_text: str | None = None
+    segment_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_id(self.user_id, "user_id")
+        check_id(self.conversation_id, "conversation_id", optional=True)
+        check_id(self.session_id, "session_id", optional=True)
+        check_id(self.segment_id, "segment_id", optional=True)
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise InvalidInput("segment text must be a non-empty string")
+        for name in ("fts_text", "embed_text"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f"{name} must be a string or None")
+        start = check_time(self.start_ts, "start_ts")
+        end = start if self.end_ts is None else check_time(self.end_ts, "end_ts")
+        if end < start:
+            raise InvalidInput("end_ts must not be before start_ts")
+        object.__setattr__(self, "start_ts", start)
+        object.__setattr__(self, "end_ts", end)
+        if isinstance(self.roles, str):
+            raise InvalidInput("roles must be a sequence of role names, not one string")
+        roles = tuple(sorted({check_role(r) for r in self.roles}))
+        object.__setattr__(self, "roles", roles)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One search result. ``score`` is the fused score in ``[0, 1]`` (see ``fusion``).
+
+    Component ranks are 1-based within each retriever's over-fetched candidates and ``None``
+    when that retriever did not return the segment. ``bm25_score`` is ``-bm25()`` (higher is
+    better, unbounded); ``dense_score`` is the cosine similarity in ``[-1, 1]``.
+    """
+
+    segment_id: str
+    text: str
+    score: float
+    bm25_rank: int | None
+    bm25_score: float | None
+    dense_rank: int | None
+    dense_score: float | None
+    conversation_id: str | None
+    session_id: str | None
+    roles: tuple[str, ...]
+    start_ts: float
+    end_ts: float
+
+    def __repr__(self) -> str:
+        # Never print user content by accident (logs, tracebacks).
+        return (
+            f"SearchHit(segment_id={self.segment_id!r}, score={self.score:.4f}, "
+            f"bm25_rank={self.bm25_rank}, dense_rank={self.dense_rank})"
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The embedding model a store's vectors belong to."""
+
+    name: str
+    dimension: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class OutboxResult:
+    """What one ``process_outbox`` call did."""
+
+    indexed: int = 0
+    deleted: int = 0
+    failed: int = 0
+    remaining: int = 0
+
+
+@dataclass(frozen=True)
+class ReembedProgress:
+    """Progress of ``reembed``: ``done`` of ``total`` segments carry the target fingerprint."""
+
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """How libSQL (the truth) and Chroma (the derived index) compare.
+
+    ``missing_in_chroma`` lists segment ids whose current vector is not in Chroma;
+    ``extra_in_chroma`` lists opaque Chroma ids with no live segment (e.g. after a crash
+    before a delete reached Chroma). Lists are capped at ``sample_limit`` entries; the counts
+    are exact.
+    """
+
+    segments: int
+    vectors: int
+    chroma_count: int
+    missing_count: int
+    extra_count: int
+    pending_outbox: int
+    stale_vectors: int
+    missing_in_chroma: Sequence[str] = field(default=())
+    extra_in_chroma: Sequence[str] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        """True when every current vector is in Chroma and nothing else is."""
+        return self.missing_count == 0 and self.extra_count == 0
