@@ -184,7 +184,7 @@ def test_seal_exists_only_while_closed(open_db, db_path):
     seal = json.loads(seal_file(db_path).read_text())
     assert seal["version"] == 1
     assert seal["db_size"] == db_path.stat().st_size
-    assert seal["wal_size"] == 0
+    assert seal["wal_size"] == seal["journal_size"] == 0
     assert MARKER not in seal_file(db_path).read_text()
     conn = open_db()
     assert not seal_file(db_path).exists()
@@ -239,6 +239,16 @@ def test_planted_wal_is_caught_by_the_seal(open_db, db_path):
     fill(conn, rows=5)
     conn.close()
     db_path.with_name(db_path.name + "-wal").write_bytes(os.urandom(PAGE))
+    with pytest.raises(DatabaseCorrupted, match="integrity seal mismatch"):
+        EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY)
+
+
+def test_planted_journal_is_caught_by_the_seal(open_db, db_path):
+    conn = open_db()
+    fill(conn, rows=5)
+    conn.close()
+    journal = db_path.with_name(db_path.name + "-journal")
+    journal.write_bytes(bytes.fromhex("d9d505f920a163d7") + os.urandom(PAGE))
     with pytest.raises(DatabaseCorrupted, match="integrity seal mismatch"):
         EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY)
 

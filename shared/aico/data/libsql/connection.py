@@ -17,6 +17,9 @@ Design choices, and why:
   sealed with HMAC-SHA256 (see :mod:`aico.data.libsql.seal`) and the first opener verifies
   it. After an unclean close there is no seal and only ``PRAGMA quick_check`` protects the
   file: it finds structural damage but not a flipped byte inside a row.
+- **A wrong key never writes.** If a hot journal or WAL content is waiting for recovery, the
+  key is first proved on a scratch copy of page 1 (:mod:`aico.data.libsql.keycheck`):
+  SQLite would otherwise recover through the wrong key and destroy the file.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Why: SQLite3 Multiple Ciphers encrypts pages with AES-256-CBC and no MAC. A flipped
 ciphertext byte garbles one 16-byte block of plaintext; if it lands inside a row,
 ``PRAGMA quick_check`` still says "ok" and the row silently reads back wrong. So on the last
-clean close the file (and any WAL left behind) is sealed with HMAC-SHA256 under a subkey,
+clean close the file (and any WAL or journal left behind) is sealed with HMAC-SHA256 under a subkey,
 and the first opener verifies the seal before SQLite reads a byte. While the database is
 open the seal is removed: a database without a seal is "open or closed uncleanly", and then
 only ``quick_check`` protects it (structural damage only, not a flipped byte in a row).
@@ -54,39 +54,39 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def compute_mac(db_path: Path, seal_key: bytes) -> tuple[int, int, str]:
-    """HMAC-SHA256 over both sizes, the database bytes and the WAL bytes (absent = empty).
+def compute_mac(db_path: Path, seal_key: bytes) -> tuple[dict[str, int], str]:
+    """HMAC-SHA256 over the sizes and bytes of the database, its WAL and its journal.
 
-    The WAL is covered because SQLite would replay a planted ``-wal`` file on open.
+    Absent files count as empty. The WAL and the rollback journal are covered because
+    SQLite would replay a planted ``-wal`` or roll back a planted ``-journal`` on open.
     """
-    wal = wal_path(db_path)
-    db_size, wal_size = _file_size(db_path), _file_size(wal)
-    mac = hmac.new(seal_key, _DOMAIN + struct.pack(">QQ", db_size, wal_size), hashlib.sha256)
-    for path, size in ((db_path, db_size), (wal, wal_size)):
-        if size == 0:
+    parts = {
+        "db_size": db_path,
+        "wal_size": wal_path(db_path),
+        "journal_size": db_path.with_name(db_path.name + "-journal"),
+    }
+    sizes = {name: _file_size(path) for name, path in parts.items()}
+    header = struct.pack(">QQQ", *(sizes[name] for name in parts))
+    mac = hmac.new(seal_key, _DOMAIN + header, hashlib.sha256)
+    for name, path in parts.items():
+        remaining = sizes[name]
+        if not remaining:
             continue
         with open(path, "rb") as fh:
-            remaining = size
             while remaining:
                 chunk = fh.read(min(_CHUNK, remaining))
                 if not chunk:  # shrank under us: the MAC will not match, which is right
                     break
                 mac.update(chunk)
                 remaining -= len(chunk)
-    return db_size, wal_size, mac.hexdigest()
+    return sizes, mac.hexdigest()
 
 
 def write_seal(db_path: Path, seal_key: bytes) -> None:
     """Seal the closed database atomically (temp file, fsync, rename, fsync dir)."""
-    db_size, wal_size, mac = compute_mac(db_path, seal_key)
+    sizes, mac = compute_mac(db_path, seal_key)
     body = json.dumps(
-        {
-            "version": SEAL_VERSION,
-            "alg": "HMAC-SHA256",
-            "db_size": db_size,
-            "wal_size": wal_size,
-            "mac": mac,
-        },
+        {"version": SEAL_VERSION, "alg": "HMAC-SHA256", **sizes, "mac": mac},
         sort_keys=True,
     ).encode()
     target = seal_path(db_path)
@@ -117,7 +117,7 @@ def verify_seal(db_path: Path, seal_key: bytes) -> bool:
         raise DatabaseCorrupted(f"integrity seal of {db_path} is unreadable") from None
     if version != SEAL_VERSION:
         raise DatabaseCorrupted(f"integrity seal of {db_path} has unknown version {version!r}")
-    _, _, actual = compute_mac(db_path, seal_key)
+    _, actual = compute_mac(db_path, seal_key)
     if not hmac.compare_digest(actual, expected):
         raise DatabaseCorrupted(
             f"integrity seal mismatch for {db_path}: the file was modified while closed"
