@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,29 @@ def test_map_grows_from_a_tiny_size(tmp_path: Path, master_key: MasterKey) -> No
         for i in range(200):
             store.append("u", "s3", "user", "y" * 2000 + str(i))
         assert status(store)["messages"] == 3200
+
+
+def test_threads_share_the_store_while_the_map_grows(tmp_path: Path, master_key: MasterKey) -> None:
+    errors: list[BaseException] = []
+    with WorkingMemoryStore(tmp_path / "wm", master_key, map_size=TINY_MAP, sync=False) as store:
+
+        def work(tag: str) -> None:
+            try:
+                for i in range(150):
+                    store.append("u", tag, "user", f"{tag} {i} " + "x" * 400)
+                    assert store.recent(tag, 5)[0].content.startswith(f"{tag} {i} ")
+                    store.recent(f"t{(int(tag[1:]) + 1) % 4}", 20)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(f"t{n}",)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert status(store)["map_size"] > TINY_MAP
+        assert [len(store.recent(f"t{n}", 1000)) for n in range(4)] == [150] * 4
 
 
 def test_map_size_limit_is_a_typed_error(tmp_path: Path, master_key: MasterKey) -> None:
