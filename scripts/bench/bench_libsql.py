@@ -2,7 +2,7 @@
 
 Measures what the write path pays per message and what start-up pays per database:
 
-- single-row committed insert (autocommit, one fsync-free WAL append each), N inserts;
+- single-row committed insert (autocommit; under NORMAL a WAL append without fsync);
 - a 10k-row batch insert with ``execute_many`` in one transaction, several repeats;
 - open with seal verification (HMAC over the closed file + quick checks), several repeats,
   on the database left by the inserts.
