@@ -16,7 +16,13 @@ from aico.security import MasterKey
 # The suite imports test modules with importlib (no sys.path entry); the helpers must be
 # importable by name, also in spawned child processes, so their folder goes on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from working_memory_support import FakeClock, append_and_read_worker, open_core
+from working_memory_support import (
+    FakeClock,
+    append_and_read_worker,
+    grow_worker,
+    open_core,
+    reopen_worker,
+)
 
 TINY_MAP = 64 * 1024
 
@@ -124,6 +130,25 @@ def test_two_processes_append_and_read_concurrently(tmp_path: Path, master_key: 
     row = core.fetch_one("SELECT message_count FROM session_metadata")
     assert row == {"message_count": 2 * count}
     core.close()
+
+
+@pytest.mark.slow
+def test_opening_while_another_process_grows_the_map(tmp_path: Path, master_key: MasterKey) -> None:
+    path = tmp_path / "wm"
+    WorkingMemoryStore(path, master_key, map_size=TINY_MAP, sync=False).close()
+    ctx = multiprocessing.get_context("spawn")
+    jobs = [(grow_worker, 6000), (reopen_worker, 150)]
+    children = []
+    for n, (target, count) in enumerate(jobs):
+        error_file = tmp_path / f"{n}.err"
+        key = master_key.expose_bytes()
+        child = ctx.Process(target=target, args=(str(path), key, count, str(error_file)))
+        child.start()
+        children.append((child, error_file))
+    for child, error_file in children:
+        child.join(300)
+        details = error_file.read_text() if error_file.exists() else ""
+        assert child.exitcode == 0, details
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork() is POSIX-only")

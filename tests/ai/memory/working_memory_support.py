@@ -89,3 +89,30 @@ def crash_between_writes_worker(
     store._after_lmdb_write = die
     store.append("user-1", session_id, "assistant", "the message whose row update is lost")
     os._exit(1)  # not reached: the hook ends the process
+
+
+def grow_worker(lmdb_path: str, key: bytes, count: int, error_file: str) -> None:
+    """Append big messages to a tiny map, so it keeps growing."""
+    try:
+        store = WorkingMemoryStore(
+            lmdb_path, MasterKey.from_bytes(key), map_size=64 * 1024, sync=False
+        )
+        for _ in range(count):
+            store.append("user-1", "growing", "user", "x" * 2000)
+        store.close()
+    except BaseException:
+        _report_failure(error_file)
+        os._exit(1)
+
+
+def reopen_worker(lmdb_path: str, key: bytes, count: int, error_file: str) -> None:
+    """Open, read and close the store again and again while another process grows it."""
+    try:
+        master = MasterKey.from_bytes(key)
+        for _ in range(count):
+            store = WorkingMemoryStore(lmdb_path, master, map_size=64 * 1024, sync=False)
+            store.recent("growing", 5)
+            store.close()
+    except BaseException:
+        _report_failure(error_file)
+        os._exit(1)

@@ -133,29 +133,39 @@ class SharedEnv:
         self.closed = False
         self._gate = _Gate()
         self._quiesced = False
-        try:
-            self.env = lmdb.open(
-                path,
-                map_size=_round_up(map_size),
-                subdir=True,
-                max_dbs=len(DB_NAMES),
-                sync=sync,
-                metasync=self.metasync,
-                readahead=False,
-                meminit=True,  # zero page slack: never write stray heap bytes to disk
-                max_readers=max_readers,
-                max_spare_txns=0,  # no reader slot may outlive a transaction (see fork)
-                mode=0o700,
-                lock=True,
-            )
-        except lmdb.Error as exc:
-            raise translate(exc, path) from exc
+        self.env = self._open(path, map_size, max_readers)
         try:
             self.stale_readers_cleared = self.env.reader_check()
             self.dbs: dict[bytes, Any] = self.write(self._open_dbs)
         except BaseException:
             self.env.close()
             raise
+
+    def _open(self, path: str, map_size: int, max_readers: int) -> lmdb.Environment:
+        # Opening begins a transaction; if another process grows the map between LMDB
+        # reading the meta page and that transaction, the open fails with MapResizedError
+        # and simply has to be repeated.
+        for _ in range(_RETRIES):
+            try:
+                return lmdb.open(
+                    path,
+                    map_size=_round_up(map_size),
+                    subdir=True,
+                    max_dbs=len(DB_NAMES),
+                    sync=self.sync,
+                    metasync=self.metasync,
+                    readahead=False,
+                    meminit=True,  # zero page slack: never write stray heap bytes to disk
+                    max_readers=max_readers,
+                    max_spare_txns=0,  # no reader slot may outlive a transaction (see fork)
+                    mode=0o700,
+                    lock=True,
+                )
+            except lmdb.MapResizedError:
+                continue
+            except lmdb.Error as exc:
+                raise translate(exc, path) from exc
+        raise WorkingMemoryError(f"working memory at {path} kept being resized while opening")
 
     def _open_dbs(self, txn: lmdb.Transaction) -> dict[bytes, Any]:
         return {name: self.env.open_db(name, txn=txn, create=True) for name in DB_NAMES}
@@ -180,12 +190,14 @@ class SharedEnv:
         ``fn`` must be safe to re-run: everything it did in a failed attempt was aborted.
         """
         for _ in range(_RETRIES):
-            seen = self.env.info()["map_size"]
+            seen = 0
             try:
-                with self._gate, self.env.begin(write=True) as txn:
-                    result = fn(txn)
-                if flush:
-                    self.env.sync(True)
+                with self._gate:  # everything touching the map waits out a resize
+                    seen = self.env.info()["map_size"]
+                    with self.env.begin(write=True) as txn:
+                        result = fn(txn)
+                    if flush:
+                        self.env.sync(True)
                 return result
             except lmdb.MapFullError:
                 self._grow(seen)
@@ -199,6 +211,8 @@ class SharedEnv:
         self._gate.acquire_exclusive()
         try:
             what()
+        except lmdb.MapResizedError:
+            pass  # the map moved again under us: the caller's next attempt adopts it
         except lmdb.Error as exc:
             raise translate(exc, self.path) from exc
         finally:
@@ -226,14 +240,16 @@ class SharedEnv:
     def flush(self) -> None:
         """Force everything committed so far to disk (for ``sync=False`` stores)."""
         try:
-            self.env.sync(True)
+            with self._gate:
+                self.env.sync(True)
         except lmdb.Error as exc:
             raise translate(exc, self.path) from exc
 
     def info(self) -> dict[str, int]:
         try:
-            info = self.env.info()
-            page = self.env.stat()["psize"]
+            with self._gate:
+                info = self.env.info()
+                page = self.env.stat()["psize"]
         except lmdb.Error as exc:
             raise translate(exc, self.path) from exc
         return {
