@@ -182,20 +182,29 @@ class ChromaIndex:
                     raise
 
     def wipe_local(self) -> bool:
-        """Delete the whole local Chroma directory and reopen it empty; False for a server.
+        """Drop every collection of the store; locally, also delete the Chroma directory.
 
-        The only real compaction: chromadb keeps dropped collections' rows in free SQLite
-        pages and leaves their HNSW directories behind.
+        Deleting the directory is the only real compaction: chromadb keeps dropped
+        collections' rows in free SQLite pages and leaves their HNSW directories behind. It
+        is skipped (returns False) against a server, or while another client in this process
+        still has the directory open.
         """
         self._check_open()
+        for name in self.collection_names():
+            self.drop(name)
         if self._location.path is None:
             return False
         with self._lock, _chroma_errors("wipe", self._where):
             self._collections.clear()
+            identifier = getattr(self._client, "_identifier", None)
             self._client.close()
-            shutil.rmtree(self._location.path, ignore_errors=True)
-            self._client = self._connect()
-        return True
+            try:
+                if not _still_shared(identifier):
+                    shutil.rmtree(self._location.path, ignore_errors=True)
+                    return True
+                return False
+            finally:
+                self._client = self._connect()
 
     # -- writes ------------------------------------------------------------------------
 
@@ -288,6 +297,18 @@ class ChromaIndex:
             return max(1, min(int(self._client.get_max_batch_size()), 4096))
         except Exception:
             return 1000
+
+
+def _still_shared(identifier: object) -> bool:
+    """True if another client of this process still uses the same local Chroma system."""
+    if identifier is None:
+        return True
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        return identifier in SharedSystemClient._identifier_to_system
+    except Exception:
+        return True  # unknown: be safe, do not delete files under a live client
 
 
 def _is_not_found(exc: Exception) -> bool:

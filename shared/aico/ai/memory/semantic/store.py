@@ -504,6 +504,8 @@ class SemanticMemoryStore:
         ):
             raise InvalidInput("min_score must be a number between 0 and 1")
         self._require_model()
+        # A lone surrogate cannot reach the driver or the tokenizer: replace, do not fail.
+        query = query.encode("utf-8", "replace").decode("utf-8")
         if not query.strip():
             return []
 
@@ -744,9 +746,7 @@ class SemanticMemoryStore:
         self._require_model()
         with self._outbox_lock:
             before = int(self._conn.fetch_value("SELECT coalesce(max(id), 0) FROM semantic_outbox"))
-            if not self._index.wipe_local():
-                for name in self._index.collection_names():
-                    self._index.drop(name)
+            self._index.wipe_local()
             total = self._vector_count()
             written = 0
             for batch in self._iter_vector_batches():

@@ -42,6 +42,18 @@ def check_role(value: object) -> str:
     return value
 
 
+def check_text(value: object, what: str, *, required: bool = True) -> None:
+    """Text must be a string that UTF-8 can encode (no lone surrogates); never echoed."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string")
+    if required and not value.strip():
+        raise InvalidInput(f"{what} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} is not valid Unicode text") from None
+
+
 def check_time(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidInput(f"{what} must be a finite number of unix seconds")
@@ -58,8 +70,7 @@ class Message:
 
     def __post_init__(self) -> None:
         check_role(self.role)
-        if not isinstance(self.text, str):
-            raise InvalidInput("message text must be a string")
+        check_text(self.text, "message text", required=False)
         object.__setattr__(self, "timestamp", check_time(self.timestamp, "message timestamp"))
 
 
@@ -88,12 +99,11 @@ class Segment:
         check_id(self.conversation_id, "conversation_id", optional=True)
         check_id(self.session_id, "session_id", optional=True)
         check_id(self.segment_id, "segment_id", optional=True)
-        if not isinstance(self.text, str) or not self.text.strip():
-            raise InvalidInput("segment text must be a non-empty string")
+        check_text(self.text, "segment text")
         for name in ("fts_text", "embed_text"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                raise InvalidInput(f"{name} must be a string or None")
+            if value is not None:
+                check_text(value, name, required=False)
         start = check_time(self.start_ts, "start_ts")
         end = start if self.end_ts is None else check_time(self.end_ts, "end_ts")
         if end < start:
