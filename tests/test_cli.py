@@ -108,3 +108,29 @@ def test_keyring_remember_without_backend(initialized):
     finally:
         keyring.set_keyring(previous)
     assert result.exit_code == 1 and "no usable OS keyring" in result.output
+
+
+def test_lmdb_status_ls_and_sweep(initialized):
+    from aico.ai.memory.working import WorkingMemoryStore
+    from aico.config import load_config
+    from aico.data.store import DataStore
+
+    config = load_config(env=initialized)
+    data_dir = initialized["AICO_DATA_DIR"]
+    with DataStore.open(data_dir, passphrase=PASS, config=config) as store:
+        wm = WorkingMemoryStore.from_config(
+            data_dir, store.master_key, config, metadata=store.connection("core")
+        )
+        wm.append("u1", "s1", "user", "hello from the cli test")
+        wm.append("u1", "s1", "assistant", "hi there", ttl=0.001)
+        wm.close()
+    result = run(initialized, "lmdb", "status", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["messages"] == 2
+    result = run(initialized, "lmdb", "ls", "--session", "s1")
+    assert result.exit_code == 0
+    assert "user      hello from the cli test" in result.output
+    assert "hi there" not in result.output  # expired entries are invisible at once
+    result = run(initialized, "lmdb", "sweep")
+    assert result.exit_code == 0 and result.output.strip() == "removed 1 expired entries"
+    assert run(initialized, "lmdb", "ls", "--session", "unknown").output == ""

@@ -9,6 +9,7 @@ import click
 from aico.cli._common import CliState
 from aico.cli.db import db_group
 from aico.cli.keys import init_cmd, keys_group
+from aico.cli.lmdb import lmdb_group
 
 
 @click.group()
@@ -36,6 +37,7 @@ def cli(ctx: click.Context, data_dir: Path | None, config_path: Path | None, deb
 cli.add_command(init_cmd)
 cli.add_command(db_group)
 cli.add_command(keys_group)
+cli.add_command(lmdb_group)
 
 
 def main() -> None:

@@ -223,6 +223,7 @@ class WorkingMemoryStore:
             max_value_bytes=int(section["max_value_bytes"]),
             map_size=int(section["map_size_mb"]) * 1024 * 1024,
             sync=bool(section["sync"]),
+            metasync=bool(section["metasync"]),
             refresh_on_read=bool(section["refresh_on_read"]),
         )
 
