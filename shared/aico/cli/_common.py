@@ -79,4 +79,5 @@ def read_passphrase(prompt: str, *, confirm: bool, env_name: str) -> str:
         return value
     if not sys.stdin.isatty():
         raise InvalidInput(f"no passphrase: set {env_name} or run on a terminal")
-    return cast(str, click.prompt(prompt, hide_input=True, confirmation_prompt=confirm))
+    answer: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return answer

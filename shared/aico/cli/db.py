@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
+from typing import Any
 
 import click
 
@@ -15,7 +16,7 @@ def _open(state: CliState) -> DataStore:
     return DataStore.open(state.data_dir, config=state.config)
 
 
-def _status_rows(statuses: list[DatabaseStatus]) -> list[dict[str, object]]:
+def _status_rows(statuses: list[DatabaseStatus]) -> list[dict[str, Any]]:
     rows = []
     for db in statuses:
         for s in db.schemas:
@@ -50,7 +51,7 @@ def status_cmd(state: CliState, as_json: bool, check: bool) -> None:
             f"{'database':<14}{'schema':<16}{'current':>8}{'latest':>8}  {'pending':<12}state"
         )
         for r in rows:
-            pending = ",".join(map(str, r["pending"])) or "-"  # type: ignore[arg-type]
+            pending = ",".join(str(n) for n in r["pending"]) or "-"
             click.echo(
                 f"{r['database']!s:<14}{r['schema']!s:<16}{r['current']!s:>8}{r['latest']!s:>8}"
                 f"  {pending:<12}{r['checksum_state']}"

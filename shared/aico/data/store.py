@@ -241,7 +241,7 @@ class DataStore:
         for db in self._databases(database):
             if dry_run and not self.path_of(db).exists():
                 plan = [
-                    MigrationStep(s.name, v.version, v.name, "up", v.sql_statements)
+                    MigrationStep(s.name, v.version, v.name, "up", tuple(v.sql_statements))
                     for s in self.registry.schemas(db)
                     if schema is None or s.name == schema
                     for v in s.versions

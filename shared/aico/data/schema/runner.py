@@ -208,7 +208,9 @@ class Migrator:
             if goal >= status.current:
                 for number in range(status.current + 1, goal + 1):
                     v = target.version(number)
-                    steps.append(MigrationStep(target.name, number, v.name, "up", v.sql_statements))
+                    steps.append(
+                        MigrationStep(target.name, number, v.name, "up", tuple(v.sql_statements))
+                    )
             else:
                 for number in range(status.current, goal, -1):
                     v = target.version(number)
@@ -218,7 +220,9 @@ class Migrator:
                             "statements; refusing to downgrade"
                         )
                     steps.append(
-                        MigrationStep(target.name, number, v.name, "down", v.rollback_statements)
+                        MigrationStep(
+                            target.name, number, v.name, "down", tuple(v.rollback_statements)
+                        )
                     )
         return steps
 
