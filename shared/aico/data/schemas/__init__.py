@@ -4,9 +4,17 @@ Each module owns one database. ``DATABASE_FILES`` maps database names to their p
 the data dir (the layout of Aircher's storage spec, plus AICO's core ``aico.db``).
 """
 
-from aico.data.schemas import conversations, core, file_index, knowledge, sessions
+from aico.data.schemas import conversations, core, file_index, knowledge, memory, sessions
 
-__all__ = ["DATABASE_FILES", "conversations", "core", "file_index", "knowledge", "sessions"]
+__all__ = [
+    "DATABASE_FILES",
+    "conversations",
+    "core",
+    "file_index",
+    "knowledge",
+    "memory",
+    "sessions",
+]
 
 DATABASE_FILES: dict[str, str] = {
     "core": "db/core/aico.db",
