@@ -1,10 +1,12 @@
 """End-to-end demo on the shipped sample data: ``python -m aico.demo`` (README's first command).
 
 It creates an encrypted store in a temporary folder (or ``--data-dir``), applies every
-schema, writes and reads the sample users, memories, feedback and conversations through the
-repositories, runs ``aico db status`` as a user would, then proves the privacy claims it
-can check: the sample text is nowhere on disk in plaintext, and a wrong passphrase is refused
-before any database is touched.
+schema, writes the sample users, memories, feedback and conversations through the
+repositories and the MemoryManager (working memory, consolidation into long-term memory,
+embedding), assembles a prompt context with hybrid search, runs maintenance, forgets a
+user, runs ``aico db status`` and ``aico lmdb status`` as a user would, then proves the
+privacy claims it can check: no sample text is anywhere on disk in plaintext (libSQL, LMDB,
+Chroma), and a wrong passphrase is refused before any database is touched.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aico.ai.embeddings import default_encoder
+from aico.ai.memory import MemoryManager
 from aico.config import load_config
 from aico.data.repositories import FactRepository, FeedbackRepository, LogRepository, UserService
 from aico.data.store import DataStore
@@ -50,8 +54,9 @@ def timed(label: str) -> Iterator[None]:
     print(f"   {label}: {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
-def load_sample(store: DataStore, sample: dict[str, Any]) -> dict[str, str]:
-    """Write the sample through the repositories; returns sample key -> user id."""
+def load_sample(manager: MemoryManager, sample: dict[str, Any], clock: DemoClock) -> dict[str, str]:
+    """Write the sample through the repositories and the MemoryManager; key -> user id."""
+    store = manager.store
     core = store.connection("core")
     conversations = store.connection("conversations")
     users, facts, feedback = UserService(core), FactRepository(core), FeedbackRepository(core)
@@ -69,19 +74,18 @@ def load_sample(store: DataStore, sample: dict[str, Any]) -> dict[str, str]:
         for event in person["feedback"]:
             feedback.record(profile.user_id, **event)
         for n, conv in enumerate(person["conversations"]):
-            conv_id = f"{profile.user_id}-c{n}"
-            with conversations.transaction():
-                conversations.execute(
-                    "INSERT INTO conversations (id, title, provider, model) VALUES (?, ?, ?, ?)",
-                    (conv_id, conv["title"], "local", "demo"),
+            conv_id = f"{person['key']}-c{n}"
+            conversations.execute(
+                "INSERT INTO conversations (id, title, provider, model) VALUES (?, ?, ?, ?)",
+                (conv_id, conv["title"], "local", "demo"),
+            )
+            clock.now += 3 * 86400  # conversations a few days apart
+            for role, text in conv["messages"]:
+                clock.now += 45
+                manager.store_message(
+                    profile.user_id, f"{conv_id}-s", role, text, conversation_id=conv_id
                 )
-                conversations.execute_many(
-                    "INSERT INTO messages (id, conversation_id, role, content) VALUES (?, ?, ?, ?)",
-                    [
-                        (f"{conv_id}-m{i}", conv_id, role, text)
-                        for i, (role, text) in enumerate(conv["messages"])
-                    ],
-                )
+            manager.end_session(f"{conv_id}-s")  # consolidate into long-term memory
         logs.insert_log(level="INFO", message="sample user loaded", user_id=profile.user_id)
     return ids
 
@@ -96,63 +100,101 @@ def scan_for_plaintext(root: Path, needles: list[str]) -> list[str]:
     return hits
 
 
+class DemoClock:
+    """The demo's clock: real time to start, then moved forward to age the sample."""
+
+    def __init__(self) -> None:
+        self.now = time.time() - 30 * 86400
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def run(data_dir: Path) -> int:
     sample = json.loads(sample_path().read_text(encoding="utf-8"))
     config = load_config(env={}, overrides={"security": {"use_keyring": False}})
+    clock = DemoClock()
 
     step(f"create an encrypted store in {data_dir}")
-    with timed("key file (Argon2id t=3, m=64 MiB, p=4) + 5 databases + migrations"):
+    with timed("key file (Argon2id t=3, m=64 MiB, p=4) + databases + migrations"):
         store = DataStore.initialize(data_dir, DEMO_PASSPHRASE, config=config)
     for db in store.status():
-        print(
-            f"   {db.database:<14} {db.path.relative_to(data_dir)}  "
-            + ", ".join(f"{s.schema} v{s.current}" for s in db.schemas)
-        )
+        schemas = ", ".join(f"{s.schema} v{s.current}" for s in db.schemas)
+        print(f"   {db.database:<14} {db.path.relative_to(data_dir)}  {schemas}")
 
-    step("write the sample data through the repositories")
-    with timed("load"):
-        ids = load_sample(store, sample)
-    print(
-        f"   {len(ids)} users, "
-        f"{store.connection('core').fetch_value('SELECT count(*) FROM facts')} memories, "
-        f"{store.connection('conversations').fetch_value('SELECT count(*) FROM messages')} messages"
-    )
-    store.close()
+    step("open memory: sealed LMDB working memory, FTS5 + Chroma long-term memory, MiniLM")
+    with timed("load the embedding model (ONNX, exported locally on first use)"):
+        encoder = default_encoder()
+        encoder.load()
+    manager = MemoryManager.from_store(store, config=config, encoder=encoder, clock=clock)
 
-    step("unlock again and read back")
-    with timed("open + unlock"):
-        store = DataStore.open(data_dir, passphrase=DEMO_PASSPHRASE, config=config)
+    step("write the sample: profiles, memory album, feedback, conversations")
+    with timed("load + consolidate + embed"):
+        ids = load_sample(manager, sample, clock)
     core = store.connection("core")
-    for key, user_id in ids.items():
-        profile = UserService(core).get_profile(user_id)
-        album = FactRepository(core).list(user_id)
-        print(
-            f"   {profile.display_name} ({key}): {len(album)} memories, favourites: "
-            + "; ".join(f.content for f in album if f.is_favorite)
-        )
-        print(f"     feedback: {FeedbackRepository(core).summary(user_id)['counts']}")
-    store.close()
-
-    step("aico db status (the CLI, as a user runs it)")
-    env = {**os.environ, "AICO_PASSPHRASE": DEMO_PASSPHRASE, "AICO_SECURITY__USE_KEYRING": "false"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "aico.cli", "--data-dir", str(data_dir), "db", "status", "--check"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    print(
+        f"   {len(ids)} users, {core.fetch_value('SELECT count(*) FROM facts')} memories, "
+        f"{core.fetch_value('SELECT count(*) FROM memory_messages')} messages, "
+        f"{manager.semantic.count()} long-term segments"
     )
-    print("   " + proc.stdout.strip().replace("\n", "\n   "))
-    if proc.returncode != 0:
-        print(proc.stderr, file=sys.stderr)
-        return proc.returncode
+    manager.close()
+
+    step("unlock again; Maya starts a new session")
+    with timed("open + unlock + open every store"):
+        manager = MemoryManager.open(
+            data_dir, passphrase=DEMO_PASSPHRASE, config=config, encoder=encoder, clock=clock
+        )
+    maya, tom = ids["maya"], ids["tom"]
+    clock.now = time.time()
+    question = "My knees are sore again after running, should I still do strength work?"
+    manager.store_message(maya, "maya-today", "user", question)
+    with timed("assemble_context (working memory + hybrid search + facts)"):
+        bundle = manager.assemble_context(maya, "maya-today", question)
+    print(f"   {bundle.token_estimate} of {bundle.max_tokens} tokens; prompt block:")
+    print("     " + bundle.render().replace("\n", "\n     "))
+
+    step("hybrid search: both halves and the fused score")
+    for hit in manager.semantic.search(maya, "sister visiting in summer", 3):
+        print(
+            f"   {hit.score:.3f}  bm25 #{hit.bm25_rank}  dense #{hit.dense_rank}  "
+            f"{hit.text.splitlines()[0][:70]}"
+        )
+    own = [h.text.splitlines()[0][:50] for h in manager.semantic.search(tom, "Ingrid June", 3)]
+    print(f"   Tom searching for Maya's 'Ingrid June' sees only his own segments: {own}")
+
+    step("maintenance a day later: sweep working memory, consolidate idle sessions")
+    clock.now += 25 * 3600
+    print(f"   {manager.maintenance()}")
+
+    step("forget Tom everywhere")
+    print(f"   {manager.forget_user(tom)}")
+    manager.close()
+
+    step("aico db status and aico lmdb status (the CLI, as a user runs it)")
+    env = {**os.environ, "AICO_PASSPHRASE": DEMO_PASSPHRASE, "AICO_SECURITY__USE_KEYRING": "false"}
+    for args in (["db", "status", "--check"], ["lmdb", "status"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "aico.cli", "--data-dir", str(data_dir), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print("   " + proc.stdout.strip().replace("\n", "\n   "))
+        if proc.returncode != 0:
+            print(proc.stderr, file=sys.stderr)
+            return proc.returncode
 
     step("privacy checks")
     needles = [f["content"] for u in sample["users"] for f in u["facts"]]
     needles += [m[1] for u in sample["users"] for c in u["conversations"] for m in c["messages"]]
+    needles.append(question)
     hits = scan_for_plaintext(data_dir, needles)
     files = sum(1 for p in data_dir.rglob("*") if p.is_file())
-    print(f"   plaintext scan of {files} files for {len(needles)} sample texts: {len(hits)} hits")
+    print(
+        f"   plaintext scan of {files} files (libSQL, LMDB, Chroma, keys) for "
+        f"{len(needles)} sample texts: {len(hits)} hits"
+    )
     try:
         DataStore.open(data_dir, passphrase="not the passphrase", config=config)
         print("   wrong passphrase: ACCEPTED (this is a bug)")
