@@ -10,6 +10,7 @@ from semantic_support import HOUR, T0, corpus_segments, ranked_ids
 
 from aico.ai.embeddings import HashingEncoder
 from aico.ai.memory.semantic import (
+    FusionConfig,
     Message,
     Segment,
     SemanticConfig,
@@ -38,14 +39,22 @@ def test_add_and_search_every_mode(sem_store: SemanticMemoryStore) -> None:
     assert "Biscuit" not in repr(hit)  # reprs never carry user content
 
 
-def test_component_ranks_and_fill_scores(sem_store: SemanticMemoryStore) -> None:
-    sem_store.add_segments(corpus_segments())
-    hits = sem_store.search("alice", "marathon training", k=13)
-    ranked = [h for h in hits if h.bm25_rank is not None]
-    assert [h.bm25_rank for h in ranked] == sorted(h.bm25_rank for h in ranked)
-    # Dense-only candidates carry a filled BM25 score of 0 (no query term) and no rank.
-    dense_only = [h for h in hits if h.bm25_rank is None]
-    assert dense_only and all(h.bm25_score == 0.0 for h in dense_only)
+def test_component_ranks_and_fill_scores(sem_open) -> None:
+    config = SemanticConfig(candidates=1, overfetch=1, fusion=FusionConfig(bm25_weight=1.0))
+    store = sem_open(config=config)
+    filler = " ".join(f"word{i}" for i in range(60))
+    store.add_segments(
+        [
+            Segment("alice", "the the the of of and and", T0, segment_id="dense-side"),
+            Segment("alice", "the of and the of", T0, segment_id="dense-too"),
+            Segment("alice", f"zebra {filler}", T0, segment_id="keyword-side"),
+        ]
+    )
+    hits = {h.segment_id: h for h in store.search("alice", "the the of and zebra", k=2)}
+    keyword, dense = hits["keyword-side"], hits["dense-side"]
+    assert keyword.bm25_rank == 1 and keyword.dense_rank is None
+    assert keyword.dense_score is not None  # filled in from its libSQL vector
+    assert dense.dense_rank == 1 and dense.bm25_rank is None and dense.bm25_score is None
 
 
 def test_k_and_min_score(sem_store: SemanticMemoryStore) -> None:
@@ -345,3 +354,40 @@ def test_closed_store_refuses(sem_store: SemanticMemoryStore) -> None:
         sem_store.search("alice", "dog")
     with pytest.raises(StoreClosed):
         sem_store.add_segments([])
+
+
+def test_exact_scan_agrees_with_chroma(sem_store: SemanticMemoryStore) -> None:
+    sem_store.add_segments(corpus_segments())
+    vector = HashingEncoder().encode_query("golden retriever swimming")
+    where, params = "s.user_id = ?", ("alice",)
+    exact = sem_store._exact_dense(vector, where, params, 5)
+    via_chroma = sem_store._dense("alice", vector, where, params, 5, False)
+    assert [s for _, s in exact] == pytest.approx([s for _, s in via_chroma], abs=1e-5)
+    # Equal scores (here: 0.0, no shared feature) may come in any order; the rest may not.
+    assert [i for i, s in exact if s > 0] == [i for i, s in via_chroma if s > 0]
+
+
+def test_search_works_while_chroma_is_still_loading(sem_open, monkeypatch) -> None:
+    """Until the background loader has opened Chroma, dense search scans libSQL exactly."""
+    import threading
+
+    from aico.ai.memory.semantic import store as store_module
+
+    sem_open().add_segments(corpus_segments())
+    release = threading.Event()
+    real = store_module.ChromaIndex
+
+    class SlowIndex(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args, **kwargs) -> None:
+            assert release.wait(30)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "ChromaIndex", SlowIndex)
+    store = sem_open()
+    assert store._index_if_ready() is None
+    while_loading = store.search("alice", "golden retriever swimming", k=5)
+    release.set()
+    store._index.count(store._collection_name("alice"))  # wait for the loader
+    assert store._index_if_ready() is not None
+    loaded = store.search("alice", "golden retriever swimming", k=5)
+    assert [h.segment_id for h in while_loading] == [h.segment_id for h in loaded]

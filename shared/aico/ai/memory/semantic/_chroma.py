@@ -219,6 +219,7 @@ class ChromaIndex:
         if not ids:
             return
         collection = self._collection(name, create=True)
+        assert collection is not None  # create=True never returns None
         with self._lock, _chroma_errors("upsert", self._where):
             step = self._max_batch()
             for start in range(0, len(ids), step):
@@ -257,6 +258,18 @@ class ChromaIndex:
         ids = result["ids"][0] if result["ids"] else []
         distances = result["distances"][0] if result["distances"] else []
         return [(str(i), 1.0 - float(d)) for i, d in zip(ids, distances, strict=True)]
+
+    def preload(self, name: str) -> None:
+        """Make Chroma load a collection's HNSW index now instead of on the first query."""
+        collection = self._collection(name, create=False)
+        if collection is None:
+            return
+        with _chroma_errors("preload", self._where):
+            if int(collection.count()) == 0:
+                return
+            probe = np.zeros((1, _dimension_of(collection)), dtype=np.float32)
+            probe[0, 0] = 1.0
+            collection.query(query_embeddings=probe, n_results=1, include=[])
 
     def count(self, name: str) -> int:
         collection = self._collection(name, create=False)
@@ -297,6 +310,12 @@ class ChromaIndex:
             return max(1, min(int(self._client.get_max_batch_size()), 4096))
         except Exception:
             return 1000
+
+
+def _dimension_of(collection: Any) -> int:
+    """The vector dimension of a non-empty collection (from one stored vector)."""
+    got = collection.get(limit=1, include=["embeddings"])
+    return len(got["embeddings"][0])
 
 
 def _still_shared(identifier: object) -> bool:

@@ -19,10 +19,13 @@ from aico.errors import ConfigError
 __all__ = [
     "DEFAULT_FTS_TOKENIZER",
     "ENGLISH_STOPWORDS",
+    "OWNER_TOKEN_SQL",
     "build_match_expression",
     "check_tokenizer",
     "fts_create_statement",
+    "owner_token",
     "query_terms",
+    "scoped_expression",
 ]
 
 #: Measured best on LongMemEval (porter stemming over unicode61, diacritics folded).
@@ -252,9 +255,31 @@ def check_tokenizer(spec: str) -> str:
 
 
 def fts_create_statement(table: str, tokenizer: str) -> str:
-    """DDL of the contentless FTS5 table (see ``aico.ai.memory.semantic.schema`` for why)."""
+    """DDL of the contentless FTS5 table (see ``aico.ai.memory.semantic.schema`` for why).
+
+    ``owner`` holds one token per row naming the segment's user (``owner_token``), so the
+    user filter is part of the MATCH instead of a join over every matching row.
+    """
     spec = check_tokenizer(tokenizer)
     return (
         f"CREATE VIRTUAL TABLE {table} USING fts5("
-        f"body, content='', contentless_delete=1, tokenize='{spec}')"
+        f"body, owner, content='', contentless_delete=1, tokenize='{spec}')"
     )
+
+
+#: SQL expression of a segment's owner token (``new.user_id`` in the triggers).
+OWNER_TOKEN_SQL = "'u' || hex({column}) || '0'"
+
+
+def owner_token(user_id: str) -> str:
+    """``u`` + hex of the UTF-8 user id + ``0``: one token for every tokenizer.
+
+    Only hex digits, so unicode61 keeps it whole, and it ends in a digit, so no porter
+    suffix rule applies and it is never stemmed into another user's token.
+    """
+    return "u" + user_id.encode("utf-8").hex() + "0"
+
+
+def scoped_expression(expression: str, user_id: str) -> str:
+    """Restrict a ``build_match_expression`` result to the body column and one owner."""
+    return f"{{body}} : ({expression}) AND {{owner}} : {_literal(owner_token(user_id))}"

@@ -13,12 +13,12 @@ every method and mode (AICO's bug: a fused score that could never exceed 0.18 wa
   every active list) so 1.0 means "first everywhere".
 - ``"minmax"``: each list min-max scaled to ``[0, 1]``, weighted sum.
 
-A retriever's list holds only its own top candidates. The store fills in the exact score of
-the other retriever's candidates where it can (``bm25_fill``: BM25 of the dense-only
-candidates, 0 when no query term matches; ``dense_fill``: cosine of the BM25-only ones, from
-the libSQL vectors), so z-scores and min-max are computed over the same candidate union for
-both retrievers. A candidate with no score at all gets that retriever's floor: the lowest
-z-score (zscore), 0 (minmax), or no term (rrf). When a list is empty (no BM25 match, or a
+A retriever's list holds only its own top candidates. ``bm25_fill`` / ``dense_fill`` add the
+exact scores of the other list's candidates where the caller has them (the store fills the
+cosine of BM25-only candidates from the libSQL vectors), so both retrievers are normalized
+over the same candidates. A candidate with no score at all gets that retriever's floor: the
+lowest z-score (zscore), 0 (minmax), or no term (rrf); the LongMemEval harness treats
+documents without a BM25 match the same way. When a list is empty (no BM25 match, or a
 single-retriever mode) its weight moves to the other list, so scores stay in ``[0, 1]``.
 """
 

@@ -5,7 +5,8 @@
   that made it (NULL until the outbox has embedded it; a per-row fingerprint is what makes
   ``reembed`` resumable). ``chroma_id`` is a random opaque id, the only id Chroma ever sees.
   Segments reference ``users`` with ``ON DELETE CASCADE`` like every user-owned row.
-- ``semantic_fts``: FTS5 over each segment's search text, **contentless with
+- ``semantic_fts``: FTS5 over each segment's search text (``body``) plus an ``owner`` token
+  so the user filter runs inside the MATCH (bm25 weight 0), **contentless with
   contentless_delete=1** and maintained by triggers. Why not external content: the text is
   already stored once in ``semantic_segments`` either way, but an external-content index
   must be told the *exact* old text on every delete or it silently corrupts, while a
@@ -22,7 +23,11 @@
 
 from __future__ import annotations
 
-from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER, fts_create_statement
+from aico.ai.memory.semantic.fts import (
+    DEFAULT_FTS_TOKENIZER,
+    OWNER_TOKEN_SQL,
+    fts_create_statement,
+)
 from aico.data.schema import SchemaVersion, register_schema
 
 __all__ = ["SEMANTIC_SCHEMA"]
@@ -31,9 +36,11 @@ _NOW = "(unixepoch('subsec'))"
 FTS_TABLE = "semantic_fts"
 
 # Shared with the store, which recreates the FTS table when the tokenizer changes.
+_OWNER_NEW = OWNER_TOKEN_SQL.format(column="new.user_id")
 FTS_FILL_SQL = (
-    f"INSERT INTO {FTS_TABLE}(rowid, body) "
-    "SELECT id, coalesce(fts_text, text) FROM semantic_segments"
+    f"INSERT INTO {FTS_TABLE}(rowid, body, owner) "
+    f"SELECT id, coalesce(fts_text, text), {OWNER_TOKEN_SQL.format(column='user_id')} "
+    "FROM semantic_segments"
 )
 FTS_SECURE_DELETE_SQL = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('secure-delete', 1)"
 
@@ -90,8 +97,8 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 f"""
                 CREATE TRIGGER semantic_segments_after_insert
                 AFTER INSERT ON semantic_segments BEGIN
-                    INSERT INTO {FTS_TABLE}(rowid, body)
-                        VALUES (new.id, coalesce(new.fts_text, new.text));
+                    INSERT INTO {FTS_TABLE}(rowid, body, owner)
+                        VALUES (new.id, coalesce(new.fts_text, new.text), {_OWNER_NEW});
                     INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
                         VALUES ('index', new.id, new.chroma_id);
                 END
@@ -107,10 +114,10 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 """,
                 f"""
                 CREATE TRIGGER semantic_segments_after_text_update
-                AFTER UPDATE OF text, fts_text, embed_text ON semantic_segments BEGIN
+                AFTER UPDATE OF text, fts_text, embed_text, user_id ON semantic_segments BEGIN
                     DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
-                    INSERT INTO {FTS_TABLE}(rowid, body)
-                        VALUES (new.id, coalesce(new.fts_text, new.text));
+                    INSERT INTO {FTS_TABLE}(rowid, body, owner)
+                        VALUES (new.id, coalesce(new.fts_text, new.text), {_OWNER_NEW});
                     UPDATE semantic_segments SET vector = NULL, vector_fingerprint = NULL
                         WHERE id = new.id;
                     INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)

@@ -27,6 +27,7 @@ import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any, get_args
@@ -37,7 +38,11 @@ import numpy.typing as npt
 from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
 from aico.ai.memory.semantic.config import SemanticConfig
-from aico.ai.memory.semantic.fts import build_match_expression, fts_create_statement
+from aico.ai.memory.semantic.fts import (
+    build_match_expression,
+    fts_create_statement,
+    scoped_expression,
+)
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.keys import SemanticKeys
 from aico.ai.memory.semantic.rotation import VectorRotation
@@ -71,6 +76,8 @@ __all__ = ["SemanticMemoryStore"]
 FloatArray = npt.NDArray[np.float32]
 ProgressCallback = Callable[[ReembedProgress], None]
 _MAX_K = 1000
+_EXACT_CHUNK = 5000
+_PRELOAD_COLLECTIONS = 8
 _SQL_IN_CHUNK = 500
 _MODES = get_args(SearchMode)
 _SEGMENT_COLUMNS = (
@@ -105,6 +112,8 @@ class SemanticMemoryStore:
         self._keys = keys
         self._config = config or SemanticConfig()
         self._outbox_lock = threading.RLock()
+        self._executor_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
         self._closed = False
         location = ChromaLocation(
             path=None if chroma_path is None else Path(chroma_path), url=chroma_url
@@ -115,11 +124,15 @@ class SemanticMemoryStore:
             raise ModelMismatch(self._mismatch)
         self._apply_tokenizer(self._config.fts_tokenizer)
         self._rotation = VectorRotation(keys.rotation_key, encoder.dimension)
-        self._index = ChromaIndex(location, self._config.collection_prefix)
-        if adopted:
-            # A new model on a store without vectors: old collections may have another dim.
-            for name in self._index.collection_names():
-                self._index.drop(name)
+        # Cold start: chromadb's import and the HNSW load of a collection take ~0.8 s and
+        # ~0.4 s per 10k vectors, so they happen in the background; until they are done,
+        # dense search scans the libSQL vectors exactly. The model loads meanwhile too.
+        self._loader = ThreadPoolExecutor(1, thread_name_prefix="aico-chroma")
+        self._index_future: Future[ChromaIndex] = self._loader.submit(
+            self._load_index, location, adopted
+        )
+        if self._mismatch is None:
+            self._embed_async("warm up")
 
     @classmethod
     def open(
@@ -162,7 +175,44 @@ class SemanticMemoryStore:
         if self._closed:
             return
         self._closed = True
-        self._index.close()
+        self._shutdown_executor()
+        self._loader.shutdown(wait=True)
+        with contextlib.suppress(Exception):
+            self._index_future.result().close()
+
+    def _shutdown_executor(self) -> None:
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def _load_index(self, location: ChromaLocation, adopted: bool) -> ChromaIndex:
+        """Open Chroma and load the collections' HNSW indexes (runs in the loader thread)."""
+        index = ChromaIndex(location, self._config.collection_prefix)
+        try:
+            names = index.collection_names()
+            if adopted:
+                # A new model on a store without vectors: old collections may have another dim.
+                for name in names:
+                    index.drop(name)
+            else:
+                for name in names[:_PRELOAD_COLLECTIONS]:
+                    index.preload(name)
+        except BaseException:
+            index.close()
+            raise
+        return index
+
+    @property
+    def _index(self) -> ChromaIndex:
+        """The Chroma index, waiting for the loader if it is still running."""
+        return self._index_future.result()
+
+    def _index_if_ready(self) -> ChromaIndex | None:
+        """The index if loaded, None while loading; a failed load raises its error."""
+        if not self._index_future.done():
+            return None
+        return self._index_future.result()
 
     @property
     def closed(self) -> bool:
@@ -435,7 +485,7 @@ class SemanticMemoryStore:
                 for v in (s["vector"] for s in segments)
             ]
         )
-        metadatas = [
+        metadatas: list[dict[str, str | int | float | bool]] = [
             {
                 "u": self._keys.user_tag(user_id),
                 "t0": float(s["start_ts"]),
@@ -515,21 +565,20 @@ class SemanticMemoryStore:
         expression = build_match_expression(query, drop_stopwords=self._config.drop_stopwords)
         bm25: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
-        bm25_fill: dict[int, float] = {}
         dense_fill: dict[int, float] = {}
+        # The query embedding runs in onnxruntime without the GIL: start it, then do BM25.
+        pending = self._embed_async(query) if mode != "bm25" else None
         if mode != "dense" and expression is not None:
-            bm25 = self._bm25(expression, where, params, n)
-        if mode != "bm25":
-            vector = np.asarray(self._encoder.encode_query(query), dtype=np.float32)
+            bm25 = self._bm25(expression, user_id, where, params, n, filtered)
+        if pending is not None:
+            vector = np.asarray(pending.result(), dtype=np.float32)
             dense = self._dense(user_id, vector, where, params, n, filtered)
             if mode == "hybrid" and bm25 and dense:
-                # Score each half's candidates with the other retriever too, so fusion
-                # normalizes both over the same candidates (see ``fusion``).
-                dense_keys = {key for key, _ in dense}
-                bm25_keys = {key for key, _ in bm25}
-                bm25_fill = self._bm25_scores(expression, sorted(dense_keys - bm25_keys))
-                dense_fill = self._dense_scores(user_id, vector, sorted(bm25_keys - dense_keys))
-        fused = fuse(bm25, dense, self._config.fusion, bm25_fill=bm25_fill, dense_fill=dense_fill)
+                # The BM25-only candidates get their exact cosine from the libSQL vectors, so
+                # both halves are normalized over the same candidates (see ``fusion``).
+                missing = sorted({key for key, _ in bm25} - {key for key, _ in dense})
+                dense_fill = self._dense_scores(user_id, vector, missing)
+        fused = fuse(bm25, dense, self._config.fusion, dense_fill=dense_fill)
         if min_score is not None:
             fused = [f for f in fused if f.score >= min_score]
         fused = fused[:k]
@@ -568,30 +617,41 @@ class SemanticMemoryStore:
         return hits
 
     def _bm25(
-        self, expression: str, where: str, params: tuple[Any, ...], n: int
+        self,
+        expression: str,
+        user_id: str,
+        where: str,
+        params: tuple[Any, ...],
+        n: int,
+        filtered: bool,
     ) -> list[tuple[int, float]]:
-        rows = self._conn.fetch_all(
-            f"SELECT s.id AS id, -bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} "
-            f"JOIN semantic_segments AS s ON s.id = {FTS_TABLE}.rowid "
-            f"WHERE {FTS_TABLE} MATCH ? AND {where} ORDER BY bm25({FTS_TABLE}) LIMIT ?",
-            (expression, *params, n),
-        )
+        """Top ``n`` by BM25; the owner token in the MATCH keeps other users out.
+
+        Without further filters no join is needed (joining costs a row lookup per match).
+        Every id is re-checked against ``user_id`` when the winners' text is read.
+        """
+        match = scoped_expression(expression, user_id)
+        score = f"bm25({FTS_TABLE}, 1.0, 0.0)"
+        if filtered:
+            sql = (
+                f"SELECT s.id AS id, -{score} AS score FROM {FTS_TABLE} "
+                f"JOIN semantic_segments AS s ON s.id = {FTS_TABLE}.rowid "
+                f"WHERE {FTS_TABLE} MATCH ? AND {where} ORDER BY {score} LIMIT ?"
+            )
+            rows = self._conn.fetch_all(sql, (match, *params, n))
+        else:
+            sql = (
+                f"SELECT rowid AS id, -{score} AS score FROM {FTS_TABLE} "
+                f"WHERE {FTS_TABLE} MATCH ? ORDER BY {score} LIMIT ?"
+            )
+            rows = self._conn.fetch_all(sql, (match, n))
         return [(int(r["id"]), float(r["score"])) for r in rows]
 
-    def _bm25_scores(self, expression: str | None, rowids: list[int]) -> dict[int, float]:
-        """BM25 of given segments (0.0 when no query term occurs in them)."""
-        if not rowids:
-            return {}
-        scores = dict.fromkeys(rowids, 0.0)
-        if expression is not None:
-            for row in self._fetch_in(
-                f"SELECT rowid AS id, -bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} "
-                f"WHERE {FTS_TABLE} MATCH ? AND rowid IN ({{}})",
-                rowids,
-                prefix=(expression,),
-            ):
-                scores[int(row["id"])] = float(row["score"])
-        return scores
+    def _embed_async(self, query: str) -> Future[Any]:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix="aico-embed")
+            return self._executor.submit(self._encoder.encode_query, query)
 
     def _dense_scores(
         self, user_id: str, vector: FloatArray, rowids: list[int]
@@ -618,6 +678,9 @@ class SemanticMemoryStore:
         filtered: bool,
     ) -> list[tuple[int, float]]:
         fingerprint = self._model.fingerprint
+        index = self._index_if_ready()
+        if index is None:
+            return self._exact_dense(vector, where, params, n)
         fetch = n
         if filtered:
             matching = int(
@@ -635,9 +698,7 @@ class SemanticMemoryStore:
             total = self._count_vectors(user_id)
             fetch = min(self._config.max_dense_fetch, math.ceil(n * total / matching))
             fetch = max(fetch, n)
-        found = self._index.query(
-            self._collection_name(user_id), self._rotation.rotate(vector), fetch
-        )
+        found = index.query(self._collection_name(user_id), self._rotation.rotate(vector), fetch)
         if not found:
             return []
         # Re-check every hit in libSQL: right owner, filters, current vector.
@@ -656,18 +717,33 @@ class SemanticMemoryStore:
     def _exact_dense(
         self, vector: FloatArray, where: str, params: tuple[Any, ...], n: int
     ) -> list[tuple[int, float]]:
-        rows = self._conn.fetch_all(
-            f"SELECT s.id AS id, s.vector AS vector FROM semantic_segments AS s "
-            f"WHERE {where} AND s.vector_fingerprint = ?",
-            (*params, self._model.fingerprint),
-        )
-        if not rows:
-            return []
+        """Exact cosine over the libSQL vectors, streamed in chunks to bound memory."""
         dimension = self._model.dimension
-        matrix = np.stack([_from_blob(r["vector"], dimension) for r in rows])
-        scores = matrix @ vector
-        order = np.argsort(-scores, kind="stable")[:n]
-        return [(int(rows[i]["id"]), float(scores[i])) for i in order]
+        best_ids = np.zeros(0, dtype=np.int64)
+        best_scores = np.zeros(0, dtype=np.float32)
+        last_id = 0
+        while True:
+            rows = self._conn.fetch_all(
+                f"SELECT s.id AS id, s.vector AS vector FROM semantic_segments AS s "
+                f"WHERE {where} AND s.vector_fingerprint = ? AND s.id > ? "
+                f"ORDER BY s.id LIMIT ?",
+                (*params, self._model.fingerprint, last_id, _EXACT_CHUNK),
+            )
+            if not rows:
+                break
+            last_id = int(rows[-1]["id"])
+            blob = b"".join(_check_blob(r["vector"], dimension) for r in rows)
+            matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dimension)
+            ids = np.fromiter((r["id"] for r in rows), dtype=np.int64, count=len(rows))
+            best_ids = np.concatenate([best_ids, ids])
+            best_scores = np.concatenate([best_scores, matrix @ vector])
+            if len(best_ids) > n:
+                keep = np.argpartition(-best_scores, n)[:n]
+                best_ids, best_scores = best_ids[keep], best_scores[keep]
+            if len(rows) < _EXACT_CHUNK:
+                break
+        order = np.lexsort((best_ids, -best_scores))[:n]
+        return [(int(best_ids[i]), float(best_scores[i])) for i in order]
 
     def _count_vectors(self, user_id: str) -> int:
         return int(
@@ -961,7 +1037,11 @@ def _to_blob(vector: FloatArray) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
 
 
-def _from_blob(blob: Any, dimension: int) -> FloatArray:
+def _check_blob(blob: Any, dimension: int) -> bytes:
     if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) != 4 * dimension:
         raise SemanticMemoryError(f"a stored vector is not {dimension} float32 values")
-    return np.frombuffer(bytes(blob), dtype="<f4").astype(np.float32)
+    return bytes(blob)
+
+
+def _from_blob(blob: Any, dimension: int) -> FloatArray:
+    return np.frombuffer(_check_blob(blob, dimension), dtype="<f4").astype(np.float32)
