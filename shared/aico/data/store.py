@@ -18,7 +18,7 @@ from aico.config import Config, load_config, resolve_data_dir
 from aico.data.libsql import EncryptedLibSQLConnection, SQLiteSettings
 from aico.data.schema import MigrationStep, Migrator, SchemaRegistry, SchemaStatus
 from aico.data.schema.registry import default_registry
-from aico.data.schemas import DATABASE_FILES
+from aico.data.schemas import DATABASE_FILES, load_feature_schemas
 from aico.errors import DatabaseCorrupted, InvalidInput, KeyFileError, StoreClosed
 from aico.security import KdfParams, KeyFile, MasterKey, Purpose, unlock_master_key
 
@@ -60,6 +60,8 @@ class DataStore:
         self.data_dir = Path(data_dir)
         self.settings = settings or SQLiteSettings()
         self.seal = seal
+        if registry is None:
+            load_feature_schemas()
         self.registry = registry if registry is not None else default_registry
         self.databases = dict(databases or DATABASE_FILES)
         self._master = master

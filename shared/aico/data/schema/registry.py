@@ -187,7 +187,9 @@ class SchemaRegistry:
     @classmethod
     def apply_core_schemas(cls, conn: Any, database: str = "core") -> list[tuple[str, int]]:
         """Apply the default registry's schemas for ``database``. Raises on any failure."""
-        import aico.data.schemas  # noqa: F401  (registers the built-in schemas)
+        from aico.data.schemas import load_feature_schemas  # registers the built-ins
+
+        load_feature_schemas()
 
         return default_registry.apply(conn, database)
 

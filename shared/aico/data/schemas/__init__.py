@@ -8,10 +8,12 @@ from aico.data.schemas import conversations, core, file_index, knowledge, memory
 
 __all__ = [
     "DATABASE_FILES",
+    "FEATURE_SCHEMA_MODULES",
     "conversations",
     "core",
     "file_index",
     "knowledge",
+    "load_feature_schemas",
     "memory",
     "sessions",
 ]
@@ -23,3 +25,15 @@ DATABASE_FILES: dict[str, str] = {
     "knowledge": "db/knowledge/knowledge.db",
     "file_index": "db/knowledge/file_index.db",
 }
+
+# Schemas that live beside the feature that owns them. They are imported on demand (not at
+# import time of this package) so that ``aico.data`` does not import the memory packages.
+FEATURE_SCHEMA_MODULES: tuple[str, ...] = ("aico.ai.memory.semantic.schema",)
+
+
+def load_feature_schemas() -> None:
+    """Register every feature schema, so status and migrations always see all of them."""
+    import importlib
+
+    for name in FEATURE_SCHEMA_MODULES:
+        importlib.import_module(name)
