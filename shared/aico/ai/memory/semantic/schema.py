@@ -74,6 +74,9 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                     CHECK ((vector IS NULL) = (vector_fingerprint IS NULL))
                 )
                 """,
+                # (user_id) alone keeps rowid order within a user: the exact vector scan
+                # pages through a user by id without sorting.
+                "CREATE INDEX idx_semantic_segments_user ON semantic_segments(user_id)",
                 """CREATE INDEX idx_semantic_segments_user_time
                    ON semantic_segments(user_id, start_ts)""",
                 """CREATE INDEX idx_semantic_segments_user_conversation

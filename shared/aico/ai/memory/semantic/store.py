@@ -588,7 +588,7 @@ class SemanticMemoryStore:
             int(r["id"]): r
             for r in self._fetch_in(
                 "SELECT id, segment_id, text, conversation_id, session_id, roles, start_ts, "
-                "end_ts FROM semantic_segments WHERE user_id = ? AND id IN ({})",
+                "end_ts FROM semantic_segments WHERE +user_id = ? AND id IN ({})",
                 [f.key for f in fused],
                 prefix=(user_id,),
             )
@@ -660,7 +660,7 @@ class SemanticMemoryStore:
         if not rowids:
             return {}
         rows = self._fetch_in(
-            "SELECT id, vector FROM semantic_segments WHERE user_id = ? "
+            "SELECT id, vector FROM semantic_segments WHERE +user_id = ? "
             "AND vector_fingerprint = ? AND id IN ({})",
             rowids,
             prefix=(user_id, self._model.fingerprint),
@@ -706,7 +706,7 @@ class SemanticMemoryStore:
             str(r["chroma_id"]): int(r["id"])
             for r in self._fetch_in(
                 f"SELECT s.id AS id, s.chroma_id AS chroma_id FROM semantic_segments AS s "
-                f"WHERE {where} AND s.vector_fingerprint = ? AND s.chroma_id IN ({{}})",
+                f"WHERE {_by_key(where)} AND s.vector_fingerprint = ? AND s.chroma_id IN ({{}})",
                 [cid for cid, _ in found],
                 prefix=(*params, fingerprint),
             )
@@ -1001,6 +1001,13 @@ class SemanticMemoryStore:
             for chunk in _chunks(list(values), _SQL_IN_CHUNK):
                 marks = ",".join("?" * len(chunk))
                 self._conn.execute(sql.format(marks), (*prefix, *chunk))
+
+
+def _by_key(where: str) -> str:
+    """``where`` for a lookup by id: unary ``+`` keeps SQLite off the user/conversation
+    indexes. Without ``ANALYZE`` statistics it assumes ``user_id = ?`` matches ~10 rows and
+    scans the whole user (measured: 17 ms instead of 0.1 ms for 50 ids at 10k segments)."""
+    return where.replace("s.", "+s.")
 
 
 def _filter_sql(
