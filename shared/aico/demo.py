@@ -24,8 +24,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from aico.ai.embeddings import default_encoder
 from aico.ai.memory import MemoryManager
+from aico.ai.memory.manager import configured_encoder
 from aico.config import load_config
 from aico.data.repositories import FactRepository, FeedbackRepository, LogRepository, UserService
 from aico.data.store import DataStore
@@ -124,7 +124,7 @@ def run(data_dir: Path) -> int:
 
     step("open memory: sealed LMDB working memory, FTS5 + Chroma long-term memory, MiniLM")
     with timed("load the embedding model (ONNX, exported locally on first use)"):
-        encoder = default_encoder()
+        encoder = configured_encoder(config)
         encoder.load()
     manager = MemoryManager.from_store(store, config=config, encoder=encoder, clock=clock)
 

@@ -10,6 +10,7 @@ from aico.cli._common import CliState
 from aico.cli.db import db_group
 from aico.cli.keys import init_cmd, keys_group
 from aico.cli.lmdb import lmdb_group
+from aico.cli.semantic import semantic_group
 
 
 @click.group()
@@ -38,6 +39,7 @@ cli.add_command(init_cmd)
 cli.add_command(db_group)
 cli.add_command(keys_group)
 cli.add_command(lmdb_group)
+cli.add_command(semantic_group)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from aico.ai.memory import MemoryManager
 from aico.data.repositories import FactRepository, UserService
-from aico.errors import InvalidInput
+from aico.errors import InvalidInput, NotFound
 
 PASSPHRASE = "manager test passphrase"
 HOUR = 3600.0
@@ -152,6 +152,11 @@ def test_store_message_rejects_bad_input_and_leaves_no_row(tmp_path, test_config
     with MemoryManager.initialize(
         tmp_path / "d", PASSPHRASE, config=test_config, encoder=HashingEncoder(), clock=clock
     ) as m:
+        users = UserService(m.store.connection("core"))
+        users.create_user("Alice", user_id="alice")
+        users.create_user("Mallory", user_id="mallory")
+        with pytest.raises(NotFound, match="create the user first"):
+            m.store_message("nobody", "s0", "user", "hello")
         m.store_message("alice", "shared", "user", "hello")
         core = m.store.connection("core")
         with pytest.raises(InvalidInput):

@@ -140,7 +140,7 @@ class MemoryManager:
             semantic = SemanticMemoryStore.open(
                 core,
                 store.master_key,
-                encoder or default_encoder(),
+                encoder or configured_encoder(config),
                 chroma_path=None if url else semantic_dir(store.data_dir),
                 chroma_url=url,
                 config=semantic_config(config),
@@ -236,6 +236,8 @@ class MemoryManager:
         # append (bad id, another user's session) leaves no log row behind. A crash after
         # the LMDB commit but before this one is repaired by working memory's reconcile.
         with self._core.transaction():
+            if self._core.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is None:
+                raise NotFound(f"no user with id {user_id!r}; create the user first")
             self._core.execute(
                 "INSERT INTO memory_messages (message_id, user_id, session_id, "
                 "conversation_id, role, content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -449,6 +451,12 @@ def _covered(text: str, seen: Iterable[str]) -> bool:
     return bool(lines) and all(line in seen_set for line in lines)
 
 
+def configured_encoder(config: Config) -> Encoder:
+    """The default encoder, caching its ONNX export where ``memory.semantic`` says."""
+    cache = config.get("memory.semantic.model_cache_dir")
+    return default_encoder(cache_dir=Path(cache).expanduser() if cache else None)
+
+
 def semantic_dir(data_dir: str | Path) -> Path:
     return Path(data_dir) / "memory" / "semantic" / "chroma"
 
@@ -458,6 +466,6 @@ def semantic_config(config: Config) -> SemanticConfig:
     values = {
         k: v
         for k, v in config.section("memory.semantic").items()
-        if k not in ("embedding_model", "chroma_url")
+        if k not in ("embedding_model", "chroma_url", "model_cache_dir")
     }
     return SemanticConfig.from_mapping(values)

@@ -1,0 +1,126 @@
+"""``aico semantic …``: the long-term index (status, search, rebuild, reembed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from aico.ai.memory.manager import configured_encoder, semantic_config, semantic_dir
+from aico.ai.memory.semantic import ReembedProgress, SemanticMemoryStore
+from aico.cli._common import CliState, emit_json, handle_errors, pass_state
+from aico.data.store import DataStore
+
+
+@contextmanager
+def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemoryStore]:
+    with DataStore.open(state.data_dir, config=state.config) as store:
+        store.migrate()
+        url = state.config.get("memory.semantic.chroma_url") or None
+        semantic = SemanticMemoryStore.open(
+            store.connection("core"),
+            store.master_key,
+            configured_encoder(state.config),
+            chroma_path=None if url else semantic_dir(store.data_dir),
+            chroma_url=url,
+            config=semantic_config(state.config),
+            check_model=check_model,
+        )
+        try:
+            yield semantic
+        finally:
+            semantic.close()
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[ReembedProgress], None]]:
+    """A click progress bar fed by the store's progress callbacks."""
+    bar: Any = None
+    try:
+
+        def update(p: ReembedProgress) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = click.progressbar(length=max(p.total, 1), label=label)
+                bar.__enter__()
+            bar.update(p.done - bar.pos)
+
+        yield update
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+@click.group("semantic")
+def semantic_group() -> None:
+    """Long-term memory: FTS5 in libSQL + the derived Chroma index."""
+
+
+@semantic_group.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def status_cmd(state: CliState, as_json: bool) -> None:
+    """Model, segment count, and whether Chroma matches libSQL."""
+    with _open(state, check_model=False) as semantic:
+        report = semantic.verify_index()
+        info: dict[str, Any] = {
+            "model": asdict(semantic.model),
+            "model_mismatch": semantic.model_mismatch,
+            "segments": semantic.count(),
+            "index": asdict(report),
+        }
+    if as_json:
+        emit_json(info)
+        return
+    model = info["model"]
+    click.echo(f"model      {model['name']} ({model['dimension']}-d, {model['fingerprint'][:12]})")
+    if info["model_mismatch"]:
+        click.echo("           vectors were made by another model: run 'aico semantic reembed'")
+    click.echo(f"segments   {info['segments']}")
+    click.echo(
+        f"chroma     {report.chroma_count} vectors, {report.missing_count} missing, "
+        f"{report.extra_count} extra, {report.pending_outbox} queued"
+    )
+
+
+@semantic_group.command("search")
+@click.option("--user", "user_id", required=True)
+@click.argument("query")
+@click.option("-k", "k", type=int, default=5, show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense"]), default="hybrid")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def search_cmd(state: CliState, user_id: str, query: str, k: int, mode: str, as_json: bool) -> None:
+    """Search one user's long-term memory (decrypted output: for the key holder only)."""
+    with _open(state) as semantic:
+        hits = semantic.search(user_id, query, k, mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        emit_json([asdict(h) for h in hits])
+        return
+    for h in hits:
+        click.echo(f"{h.score:.3f} bm25#{h.bm25_rank} dense#{h.dense_rank}  {h.text}")
+
+
+@semantic_group.command("rebuild")
+@pass_state
+@handle_errors
+def rebuild_cmd(state: CliState) -> None:
+    """Recreate the Chroma index from the vectors in libSQL (no re-embedding)."""
+    with _open(state) as semantic, _progress("rebuilding") as progress:
+        written = semantic.rebuild(progress=progress)
+    click.echo(f"rebuilt the dense index: {written} vectors")
+
+
+@semantic_group.command("reembed")
+@pass_state
+@handle_errors
+def reembed_cmd(state: CliState) -> None:
+    """Re-embed every segment with the current model (resumable), then rebuild Chroma."""
+    with _open(state, check_model=False) as semantic, _progress("re-embedding") as progress:
+        done = semantic.reembed(progress=progress)
+    click.echo(f"re-embedded {done} segments")
