@@ -4,7 +4,6 @@ import collections
 import math
 
 import numpy as np
-
 from harness import HEADER, STOP_QUESTION, TOKEN, load, make_segments, query_terms, show
 
 ds = load()

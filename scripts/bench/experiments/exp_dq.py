@@ -3,9 +3,17 @@
 import re
 
 import numpy as np
-
 from embed_cache import VecCache
-from harness import HEADER, STOP_QUESTION, aggregate, load, make_segments, query_terms, show, weighted
+from harness import (
+    HEADER,
+    STOP_QUESTION,
+    aggregate,
+    load,
+    make_segments,
+    query_terms,
+    show,
+    weighted,
+)
 from mats import get
 
 ds = load()
@@ -17,7 +25,8 @@ tv = vc.get(ut.columns[0])
 n = len(ds.sessions)
 WH = re.compile(
     r"^(can you remind me|do you remember|i mentioned|i'm trying to remember|remind me)?\W*"
-    r"(how (many|much|long|often|old)( \w+)?|what( \w+)?|which( \w+)?|who|whom|where|when|why|how)\s+"
+    r"(how (many|much|long|often|old)( \w+)?|what( \w+)?|which( \w+)?"
+    r"|who|whom|where|when|why|how)\s+"
     r"(did|do|does|was|were|is|are|have|has|had|am|will|would|should|can)?\s*",
     re.I,
 )

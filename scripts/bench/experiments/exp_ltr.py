@@ -6,11 +6,10 @@ and a small gradient-boosted tree model (sklearn) are tried.
 """
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-
 from harness import HEADER, evaluate, fmt, load, ranks_of, split, weighted, zscore
 from mats import CACHE, get
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
 
 ds = load()
 names = ["L_us", "L_ut", "L_uw", "L_as", "L_at", "D_us", "D_ut", "D_utl"]

@@ -1,5 +1,4 @@
 import numpy as np
-
 from harness import HEADER, by_type, load, show, weighted
 from mats import get
 from timeexpr import window

@@ -1,7 +1,6 @@
 """Emulate the product's fusion: z-scores over the union of each retriever's top-n candidates."""
 
 import numpy as np
-
 from harness import HEADER, load, show
 from mats import get
 
