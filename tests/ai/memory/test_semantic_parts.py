@@ -169,6 +169,9 @@ def test_config_from_mapping() -> None:
     [
         {"candidates": 0},
         {"overfetch": -1},
+        {"bm25_max_df": 0},
+        {"bm25_max_df": 1.5},
+        {"bm25_prune_min_segments": 0},
         {"fts_tokenizer": "icu"},
         {"drop_stopwords": "yes"},
         {"collection_prefix": "Bad Prefix"},

@@ -391,3 +391,38 @@ def test_search_works_while_chroma_is_still_loading(sem_open, monkeypatch) -> No
     assert store._index_if_ready() is not None
     loaded = store.search("alice", "golden retriever swimming", k=5)
     assert [h.segment_id for h in while_loading] == [h.segment_id for h in loaded]
+
+
+def test_frequent_terms_are_pruned_in_large_stores(sem_open) -> None:
+    config = SemanticConfig(bm25_max_df=0.5, bm25_prune_min_segments=4)
+    store = sem_open(config=config)
+    texts = ["dog walk", "dog food", "dog park", "dog toy", "cat nap biscuit"]
+    store.add_segments([Segment("alice", t, T0, segment_id=f"s{i}") for i, t in enumerate(texts)])
+    # "dog" is in 4 of 5 segments (> 50%): BM25 keeps only the rarer term.
+    assert ranked_ids(store, "alice", "dog biscuit", mode="bm25") == ["s4"]
+    # A query of frequent terms only keeps its rarest one instead of matching nothing.
+    assert len(ranked_ids(store, "alice", "dog", mode="bm25", k=10)) == 4
+    exact = sem_open(config=SemanticConfig(bm25_max_df=None))
+    assert len(ranked_ids(exact, "alice", "dog biscuit", mode="bm25", k=10)) == 5
+
+
+def test_retagging_follows_updates(
+    sem_store: SemanticMemoryStore, sem_core: EncryptedLibSQLConnection
+) -> None:
+    sem_store.add_segments(corpus_segments())
+    sem_core.execute(
+        "UPDATE semantic_segments SET conversation_id = 'c9', roles = 'assistant,user' "
+        "WHERE segment_id = 'alice-002'"
+    )
+    assert ranked_ids(sem_store, "alice", "cello", mode="bm25", conversation_id="c9") == [
+        "alice-002"
+    ]
+    assert ranked_ids(sem_store, "alice", "cello", mode="bm25", conversation_id="c1") == []
+    assert ranked_ids(sem_store, "alice", "cello", mode="bm25", role="assistant") == ["alice-002"]
+    sem_core.execute("UPDATE semantic_segments SET user_id = 'bob' WHERE segment_id = 'alice-002'")
+    assert ranked_ids(sem_store, "alice", "cello", mode="bm25") == []
+    assert ranked_ids(sem_store, "bob", "cello", mode="bm25") == ["alice-002"]
+    sem_store.process_outbox()
+    assert sem_store.verify_index().ok
+    assert ranked_ids(sem_store, "bob", "cello", mode="dense")[0] == "alice-002"
+    assert "alice-002" not in ranked_ids(sem_store, "alice", "cello", mode="dense")

@@ -31,12 +31,17 @@ class SemanticConfig:
       candidates before fusion, so fusion can promote what one half ranks low.
     - ``exact_search_limit``: a filtered dense search over at most this many segments is done
       exactly from the libSQL vectors instead of through Chroma (see ``store``).
+    - ``bm25_max_df``: in a store of at least ``bm25_prune_min_segments`` segments of the
+      user, query terms found in more than this share of them are dropped from BM25 (a
+      latency guard; None keeps every term). See ``SemanticMemoryStore._prune_terms``.
     - ``collection_prefix``: Chroma collection names are ``<prefix>-<keyed hash of user>``.
     """
 
     fusion: FusionConfig = field(default_factory=FusionConfig)
     fts_tokenizer: str = DEFAULT_FTS_TOKENIZER
     drop_stopwords: bool = True
+    bm25_max_df: float | None = 0.25
+    bm25_prune_min_segments: int = 20_000
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     candidates: int = 50
     overfetch: int = 4
@@ -50,7 +55,13 @@ class SemanticConfig:
         object.__setattr__(self, "fts_tokenizer", check_tokenizer(self.fts_tokenizer))
         if not isinstance(self.drop_stopwords, bool):
             raise ConfigError("semantic.drop_stopwords must be true or false")
+        max_df = self.bm25_max_df
+        if max_df is not None and (
+            isinstance(max_df, bool) or not isinstance(max_df, int | float) or not 0 < max_df <= 1
+        ):
+            raise ConfigError("semantic.bm25_max_df must be a number in (0, 1] or null")
         for name in (
+            "bm25_prune_min_segments",
             "candidates",
             "overfetch",
             "max_dense_fetch",

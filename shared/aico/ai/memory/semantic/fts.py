@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 from aico.errors import ConfigError
 
 __all__ = [
     "DEFAULT_FTS_TOKENIZER",
     "ENGLISH_STOPWORDS",
-    "OWNER_TOKEN_SQL",
     "build_match_expression",
     "check_tokenizer",
     "fts_create_statement",
-    "owner_token",
+    "match_expression",
     "query_terms",
     "scoped_expression",
+    "tag_token",
+    "tags_sql",
 ]
 
 #: Measured best on LongMemEval (porter stemming over unicode61, diacritics folded).
@@ -221,10 +223,7 @@ def build_match_expression(query: str, *, drop_stopwords: bool = True) -> str | 
 
     ``'tell me about "NEAR(cats*'`` becomes ``'"tell" OR "cats"'``.
     """
-    terms = query_terms(query, drop_stopwords=drop_stopwords)
-    if not terms:
-        return None
-    return " OR ".join(_literal(term) for term in terms)
+    return match_expression(query_terms(query, drop_stopwords=drop_stopwords))
 
 
 def _literal(term: str) -> str:
@@ -257,29 +256,57 @@ def check_tokenizer(spec: str) -> str:
 def fts_create_statement(table: str, tokenizer: str) -> str:
     """DDL of the contentless FTS5 table (see ``aico.ai.memory.semantic.schema`` for why).
 
-    ``owner`` holds one token per row naming the segment's user (``owner_token``), so the
-    user filter is part of the MATCH instead of a join over every matching row.
+    ``tags`` holds tokens naming the segment's user, conversation and roles (``tag_token``),
+    so those filters are part of the MATCH instead of a join over every matching row.
     """
     spec = check_tokenizer(tokenizer)
     return (
         f"CREATE VIRTUAL TABLE {table} USING fts5("
-        f"body, owner, content='', contentless_delete=1, tokenize='{spec}')"
+        f"body, tags, content='', contentless_delete=1, tokenize='{spec}')"
     )
 
 
-#: SQL expression of a segment's owner token (``new.user_id`` in the triggers).
-OWNER_TOKEN_SQL = "'u' || hex({column}) || '0'"
+def tags_sql(row: str = "") -> str:
+    """SQL for a segment's ``tags`` text; ``row`` is a prefix such as ``"new."``.
 
-
-def owner_token(user_id: str) -> str:
-    """``u`` + hex of the UTF-8 user id + ``0``: one token for every tokenizer.
-
-    Only hex digits, so unicode61 keeps it whole, and it ends in a digit, so no porter
-    suffix rule applies and it is never stemmed into another user's token.
+    ``roles`` is stored comma-separated and role names are ASCII ``[a-z0-9_]``, whose hex
+    pairs never start with ``C``, so replacing the comma's ``2C`` splits exactly at commas.
     """
-    return "u" + user_id.encode("utf-8").hex() + "0"
+    return (
+        f"'u' || hex({row}user_id) || '0'"
+        f" || CASE WHEN {row}conversation_id IS NULL THEN ''"
+        f" ELSE ' c' || hex({row}conversation_id) || '0' END"
+        f" || CASE WHEN {row}roles = '' THEN ''"
+        f" ELSE ' r' || replace(hex({row}roles), '2C', '0 r') || '0' END"
+    )
 
 
-def scoped_expression(expression: str, user_id: str) -> str:
-    """Restrict a ``build_match_expression`` result to the body column and one owner."""
-    return f"{{body}} : ({expression}) AND {{owner}} : {_literal(owner_token(user_id))}"
+def tag_token(kind: str, value: str) -> str:
+    """``kind`` (u/c/r) + hex of the UTF-8 value + ``0``: one token for every tokenizer.
+
+    Only hex digits after the kind letter, so unicode61 keeps it whole, and it ends in a
+    digit, so no porter suffix rule applies: it is never stemmed into another value's token.
+    """
+    return kind + value.encode("utf-8").hex() + "0"
+
+
+def match_expression(terms: Sequence[str]) -> str | None:
+    """OR of the terms as FTS5 string literals, or None for no terms."""
+    return " OR ".join(_literal(term) for term in terms) if terms else None
+
+
+def scoped_expression(
+    expression: str,
+    user_id: str,
+    *,
+    conversation_id: str | None = None,
+    role: str | None = None,
+) -> str:
+    """Restrict a term expression to the ``body`` column and to the given tags."""
+    tags = [tag_token("u", user_id)]
+    if conversation_id is not None:
+        tags.append(tag_token("c", conversation_id))
+    if role is not None:
+        tags.append(tag_token("r", role))
+    scope = " AND ".join(f"{{tags}} : {_literal(tag)}" for tag in tags)
+    return f"{{body}} : ({expression}) AND {scope}"

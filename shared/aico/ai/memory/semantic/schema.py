@@ -5,8 +5,9 @@
   that made it (NULL until the outbox has embedded it; a per-row fingerprint is what makes
   ``reembed`` resumable). ``chroma_id`` is a random opaque id, the only id Chroma ever sees.
   Segments reference ``users`` with ``ON DELETE CASCADE`` like every user-owned row.
-- ``semantic_fts``: FTS5 over each segment's search text (``body``) plus an ``owner`` token
-  so the user filter runs inside the MATCH (bm25 weight 0), **contentless with
+- ``semantic_fts``: FTS5 over each segment's search text (``body``) plus ``tags`` tokens for
+  its user, conversation and roles, so those filters run inside the MATCH instead of a join
+  per matching row (``tags`` has bm25 weight 0), **contentless with
   contentless_delete=1** and maintained by triggers. Why not external content: the text is
   already stored once in ``semantic_segments`` either way, but an external-content index
   must be told the *exact* old text on every delete or it silently corrupts, while a
@@ -23,11 +24,7 @@
 
 from __future__ import annotations
 
-from aico.ai.memory.semantic.fts import (
-    DEFAULT_FTS_TOKENIZER,
-    OWNER_TOKEN_SQL,
-    fts_create_statement,
-)
+from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER, fts_create_statement, tags_sql
 from aico.data.schema import SchemaVersion, register_schema
 
 __all__ = ["SEMANTIC_SCHEMA"]
@@ -36,11 +33,10 @@ _NOW = "(unixepoch('subsec'))"
 FTS_TABLE = "semantic_fts"
 
 # Shared with the store, which recreates the FTS table when the tokenizer changes.
-_OWNER_NEW = OWNER_TOKEN_SQL.format(column="new.user_id")
+_TAGS_NEW = tags_sql("new.")
 FTS_FILL_SQL = (
-    f"INSERT INTO {FTS_TABLE}(rowid, body, owner) "
-    f"SELECT id, coalesce(fts_text, text), {OWNER_TOKEN_SQL.format(column='user_id')} "
-    "FROM semantic_segments"
+    f"INSERT INTO {FTS_TABLE}(rowid, body, tags) "
+    f"SELECT id, coalesce(fts_text, text), {tags_sql()} FROM semantic_segments"
 )
 FTS_SECURE_DELETE_SQL = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('secure-delete', 1)"
 
@@ -100,8 +96,8 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 f"""
                 CREATE TRIGGER semantic_segments_after_insert
                 AFTER INSERT ON semantic_segments BEGIN
-                    INSERT INTO {FTS_TABLE}(rowid, body, owner)
-                        VALUES (new.id, coalesce(new.fts_text, new.text), {_OWNER_NEW});
+                    INSERT INTO {FTS_TABLE}(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_text, new.text), {_TAGS_NEW});
                     INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
                         VALUES ('index', new.id, new.chroma_id);
                 END
@@ -117,12 +113,31 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 """,
                 f"""
                 CREATE TRIGGER semantic_segments_after_text_update
-                AFTER UPDATE OF text, fts_text, embed_text, user_id ON semantic_segments BEGIN
+                AFTER UPDATE OF text, fts_text, embed_text ON semantic_segments BEGIN
                     DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
-                    INSERT INTO {FTS_TABLE}(rowid, body, owner)
-                        VALUES (new.id, coalesce(new.fts_text, new.text), {_OWNER_NEW});
+                    INSERT INTO {FTS_TABLE}(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_text, new.text), {_TAGS_NEW});
                     UPDATE semantic_segments SET vector = NULL, vector_fingerprint = NULL
                         WHERE id = new.id;
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('index', new.id, new.chroma_id);
+                END
+                """,
+                f"""
+                CREATE TRIGGER semantic_segments_after_tags_update
+                AFTER UPDATE OF user_id, conversation_id, roles ON semantic_segments BEGIN
+                    DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
+                    INSERT INTO {FTS_TABLE}(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_text, new.text), {_TAGS_NEW});
+                END
+                """,
+                # A new owner means another Chroma collection: remove, then index again.
+                """
+                CREATE TRIGGER semantic_segments_after_owner_update
+                AFTER UPDATE OF user_id ON semantic_segments
+                WHEN old.user_id IS NOT new.user_id BEGIN
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('delete', NULL, old.chroma_id);
                     INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
                         VALUES ('index', new.id, new.chroma_id);
                 END
@@ -150,6 +165,8 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                     VALUES ('fts_tokenizer', '{DEFAULT_FTS_TOKENIZER}')""",
             ],
             rollback_statements=[
+                "DROP TRIGGER semantic_segments_after_owner_update",
+                "DROP TRIGGER semantic_segments_after_tags_update",
                 "DROP TRIGGER semantic_segments_after_text_update",
                 "DROP TRIGGER semantic_segments_after_delete",
                 "DROP TRIGGER semantic_segments_after_insert",

@@ -25,6 +25,7 @@ import contextlib
 import math
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -39,8 +40,9 @@ from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
 from aico.ai.memory.semantic.config import SemanticConfig
 from aico.ai.memory.semantic.fts import (
-    build_match_expression,
     fts_create_statement,
+    match_expression,
+    query_terms,
     scoped_expression,
 )
 from aico.ai.memory.semantic.fusion import fuse
@@ -78,6 +80,8 @@ ProgressCallback = Callable[[ReembedProgress], None]
 _MAX_K = 1000
 _EXACT_CHUNK = 5000
 _PRELOAD_COLLECTIONS = 8
+_DF_TTL_S = 300.0
+_DF_CACHE_MAX = 10_000
 _SQL_IN_CHUNK = 500
 _MODES = get_args(SearchMode)
 _SEGMENT_COLUMNS = (
@@ -114,6 +118,8 @@ class SemanticMemoryStore:
         self._outbox_lock = threading.RLock()
         self._executor_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._df_lock = threading.Lock()
+        self._df_cache: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._closed = False
         location = ChromaLocation(
             path=None if chroma_path is None else Path(chroma_path), url=chroma_url
@@ -562,14 +568,14 @@ class SemanticMemoryStore:
         where, params = _filter_sql(user_id, conversation_id, role, lo, hi)
         filtered = len(params) > 1
         n = max(self._config.candidates, k * self._config.overfetch)
-        expression = build_match_expression(query, drop_stopwords=self._config.drop_stopwords)
+        terms = query_terms(query, drop_stopwords=self._config.drop_stopwords)
         bm25: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
         dense_fill: dict[int, float] = {}
         # The query embedding runs in onnxruntime without the GIL: start it, then do BM25.
         pending = self._embed_async(query) if mode != "bm25" else None
-        if mode != "dense" and expression is not None:
-            bm25 = self._bm25(expression, user_id, where, params, n, filtered)
+        if mode != "dense" and terms:
+            bm25 = self._bm25(terms, user_id, conversation_id, role, lo, hi, n)
         if pending is not None:
             vector = np.asarray(pending.result(), dtype=np.float32)
             dense = self._dense(user_id, vector, where, params, n, filtered)
@@ -618,34 +624,91 @@ class SemanticMemoryStore:
 
     def _bm25(
         self,
-        expression: str,
+        terms: list[str],
         user_id: str,
-        where: str,
-        params: tuple[Any, ...],
+        conversation_id: str | None,
+        role: str | None,
+        start: float | None,
+        end: float | None,
         n: int,
-        filtered: bool,
     ) -> list[tuple[int, float]]:
-        """Top ``n`` by BM25; the owner token in the MATCH keeps other users out.
+        """Top ``n`` by BM25. User, conversation and role are tag tokens in the MATCH.
 
-        Without further filters no join is needed (joining costs a row lookup per match).
+        Only a time range needs a join (a row lookup per match, ~5 ms per 10k matches).
         Every id is re-checked against ``user_id`` when the winners' text is read.
         """
-        match = scoped_expression(expression, user_id)
+        expression = match_expression(self._prune_terms(user_id, terms))
+        if expression is None:
+            return []
+        match = scoped_expression(expression, user_id, conversation_id=conversation_id, role=role)
         score = f"bm25({FTS_TABLE}, 1.0, 0.0)"
-        if filtered:
-            sql = (
-                f"SELECT s.id AS id, -{score} AS score FROM {FTS_TABLE} "
-                f"JOIN semantic_segments AS s ON s.id = {FTS_TABLE}.rowid "
-                f"WHERE {FTS_TABLE} MATCH ? AND {where} ORDER BY {score} LIMIT ?"
-            )
-            rows = self._conn.fetch_all(sql, (match, *params, n))
-        else:
+        if start is None and end is None:
             sql = (
                 f"SELECT rowid AS id, -{score} AS score FROM {FTS_TABLE} "
                 f"WHERE {FTS_TABLE} MATCH ? ORDER BY {score} LIMIT ?"
             )
             rows = self._conn.fetch_all(sql, (match, n))
+        else:
+            where, params = _filter_sql(user_id, None, None, start, end)
+            sql = (
+                f"SELECT s.id AS id, -{score} AS score FROM {FTS_TABLE} "
+                f"JOIN semantic_segments AS s ON s.id = {FTS_TABLE}.rowid "
+                f"WHERE {FTS_TABLE} MATCH ? AND {_by_key(where)} ORDER BY {score} LIMIT ?"
+            )
+            rows = self._conn.fetch_all(sql, (match, *params, n))
         return [(int(r["id"]), float(r["score"])) for r in rows]
+
+    def _prune_terms(self, user_id: str, terms: list[str]) -> list[str]:
+        """Drop terms in more than ``bm25_max_df`` of a large store's segments.
+
+        The cost of a BM25 query grows with the number of matching rows, and a term in a
+        quarter of all segments matches many while adding little (IDF <= ln 3). Measured at
+        100k segments: p95 38 -> 24 ms with the top 10 unchanged for 150 of 150 queries.
+        Below ``bm25_prune_min_segments`` nothing is dropped. The rarest term always stays.
+        """
+        max_df = self._config.bm25_max_df
+        if max_df is None or len(terms) < 2:
+            return terms
+        total = self._cached("n", user_id, "", self._count_user_segments)
+        if total < self._config.bm25_prune_min_segments:
+            return terms
+        dfs = {t: self._cached("df", user_id, t, self._count_fts_term) for t in terms}
+        kept = [t for t in terms if dfs[t] <= max_df * total]
+        return kept or [min(terms, key=dfs.__getitem__)]
+
+    def _cached(
+        self, kind: str, user_id: str, term: str, compute: Callable[[str, str], int]
+    ) -> int:
+        """Document counts change slowly; a few minutes' staleness only moves a threshold."""
+        key = (kind, user_id, term)
+        now = time.monotonic()
+        with self._df_lock:
+            hit = self._df_cache.get(key)
+            if hit is not None and now - hit[1] < _DF_TTL_S:
+                return hit[0]
+        value = compute(user_id, term)
+        with self._df_lock:
+            if len(self._df_cache) >= _DF_CACHE_MAX:
+                self._df_cache.clear()
+            self._df_cache[key] = (value, now)
+        return value
+
+    def _count_user_segments(self, user_id: str, _term: str) -> int:
+        return int(
+            self._conn.fetch_value(
+                "SELECT count(*) FROM semantic_segments WHERE user_id = ?", (user_id,)
+            )
+            or 0
+        )
+
+    def _count_fts_term(self, user_id: str, term: str) -> int:
+        match = scoped_expression(match_expression([term]) or "", user_id)
+        return int(
+            self._conn.fetch_value(
+                f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (match,)
+            )
+            or 0
+        )
 
     def _embed_async(self, query: str) -> Future[Any]:
         with self._executor_lock:
