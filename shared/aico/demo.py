@@ -125,7 +125,7 @@ def run(data_dir: Path) -> int:
     step("open memory: sealed LMDB working memory, FTS5 + Chroma long-term memory, MiniLM")
     with timed("load the embedding model (ONNX, exported locally on first use)"):
         encoder = configured_encoder(config)
-        encoder.load()
+        encoder.encode_query("warm up")  # loads (and on first use exports) the model
     manager = MemoryManager.from_store(store, config=config, encoder=encoder, clock=clock)
 
     step("write the sample: profiles, memory album, feedback, conversations")
