@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the whole test suite, then lint.
+# Set up (if needed), then lint (ruff), type-check (mypy --strict) and run the whole test suite.
 source "$(dirname "$0")/_env.sh"
 .venv/bin/python -m ruff check shared tests scripts
 .venv/bin/python -m mypy
