@@ -137,15 +137,22 @@ def _config():
     return load_config(env={}, overrides={"security": {"use_keyring": False}})
 
 
+STORE_SETTINGS: dict = {}  # --set key=value: SemanticConfig.from_mapping overrides
+
+
 def _open(data_dir: Path, encoder):
     import aico.ai.memory.semantic.schema  # noqa: F401  (until aico.data.schemas imports it)
-    from aico.ai.memory.semantic import SemanticMemoryStore
+    from aico.ai.memory.semantic import SemanticConfig, SemanticMemoryStore
     from aico.data.store import DataStore
 
     data = DataStore.open(data_dir, passphrase=PASSPHRASE, config=_config())
     conn = data.connection("core")
     store = SemanticMemoryStore.open(
-        conn, data.master_key, encoder, chroma_path=data_dir / "memory" / "semantic" / "chroma"
+        conn,
+        data.master_key,
+        encoder,
+        chroma_path=data_dir / "memory" / "semantic" / "chroma",
+        config=SemanticConfig.from_mapping(STORE_SETTINGS),
     )
     return data, store
 
@@ -367,8 +374,18 @@ def main() -> None:
     parser.add_argument(
         "--parts", nargs="+", default=["ingest", "latency", "cold"], help="what to measure"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="store setting for the latency runs, e.g. --set bm25_max_postings=20000",
+    )
     parser.add_argument("--child-cold-start", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for item in args.set:
+        key, _, value = item.partition("=")
+        STORE_SETTINGS[key] = json.loads(value)
     if args.child_cold_start:
         cold_start_child(args.child_cold_start)
         return
@@ -387,6 +404,7 @@ def main() -> None:
             "rss_mb": 350,
             "ingest_ratio": 0.85,
         },
+        "store_settings": STORE_SETTINGS,
         "sizes": {},
     }
     args.workdir.mkdir(parents=True, exist_ok=True)

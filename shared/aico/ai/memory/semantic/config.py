@@ -33,7 +33,9 @@ class SemanticConfig:
       exactly from the libSQL vectors instead of through Chroma (see ``store``).
     - ``bm25_max_df``: in a store of at least ``bm25_prune_min_segments`` segments of the
       user, query terms found in more than this share of them are dropped from BM25 (a
-      latency guard; None keeps every term). See ``SemanticMemoryStore._prune_terms``.
+      latency guard; None keeps every term); ``bm25_max_postings`` additionally caps the
+      summed document counts of the kept terms (None: no cap). See
+      ``SemanticMemoryStore._prune_terms``.
     - ``collection_prefix``: Chroma collection names are ``<prefix>-<keyed hash of user>``.
     """
 
@@ -41,6 +43,7 @@ class SemanticConfig:
     fts_tokenizer: str = DEFAULT_FTS_TOKENIZER
     drop_stopwords: bool = True
     bm25_max_df: float | None = 0.25
+    bm25_max_postings: int | None = None
     bm25_prune_min_segments: int = 20_000
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     candidates: int = 50
@@ -60,6 +63,11 @@ class SemanticConfig:
             isinstance(max_df, bool) or not isinstance(max_df, int | float) or not 0 < max_df <= 1
         ):
             raise ConfigError("semantic.bm25_max_df must be a number in (0, 1] or null")
+        postings = self.bm25_max_postings
+        if postings is not None and (
+            isinstance(postings, bool) or not isinstance(postings, int) or postings < 1
+        ):
+            raise ConfigError("semantic.bm25_max_postings must be a positive integer or null")
         for name in (
             "bm25_prune_min_segments",
             "candidates",

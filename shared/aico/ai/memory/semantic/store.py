@@ -29,9 +29,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from types import TracebackType
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +77,7 @@ from aico.security import MasterKey
 __all__ = ["SemanticMemoryStore"]
 
 FloatArray = npt.NDArray[np.float32]
+T = TypeVar("T")
 ProgressCallback = Callable[[ReembedProgress], None]
 _MAX_K = 1000
 _EXACT_CHUNK = 5000
@@ -572,14 +574,24 @@ class SemanticMemoryStore:
         bm25: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
         dense_fill: dict[int, float] = {}
-        # The query embedding runs in onnxruntime without the GIL: start it, then do BM25.
-        pending = self._embed_async(query) if mode != "bm25" else None
-        if mode != "dense" and terms:
-            bm25 = self._bm25(terms, user_id, conversation_id, role, lo, hi, n)
-        if pending is not None:
-            vector = np.asarray(pending.result(), dtype=np.float32)
-            dense = self._dense(user_id, vector, where, params, n, filtered)
-            if mode == "hybrid" and bm25 and dense:
+        if mode == "bm25":
+            bm25 = self._bm25(terms, user_id, conversation_id, role, lo, hi, n) if terms else []
+        else:
+            # libsql holds the GIL while a statement runs and onnxruntime releases it, so
+            # BM25 runs in the worker thread, started first, overlapping the query embedding.
+            pending = None
+            if mode == "hybrid" and terms:
+                pending = self._submit(self._bm25, terms, user_id, conversation_id, role, lo, hi, n)
+            try:
+                vector = np.asarray(self._encoder.encode_query(query), dtype=np.float32)
+                dense = self._dense(user_id, vector, where, params, n, filtered)
+            except BaseException:
+                if pending is not None:
+                    futures_wait([pending])
+                raise
+            if pending is not None:
+                bm25 = pending.result()
+            if bm25 and dense:
                 # The BM25-only candidates get their exact cosine from the libSQL vectors, so
                 # both halves are normalized over the same candidates (see ``fusion``).
                 missing = sorted({key for key, _ in bm25} - {key for key, _ in dense})
@@ -664,17 +676,25 @@ class SemanticMemoryStore:
         The cost of a BM25 query grows with the number of matching rows, and a term in a
         quarter of all segments matches many while adding little (IDF <= ln 3). Measured at
         100k segments: p95 38 -> 24 ms with the top 10 unchanged for 150 of 150 queries.
+        ``bm25_max_postings`` (off by default) then drops the most frequent remaining terms
+        until the summed document counts fit, trading exactness for a latency bound.
         Below ``bm25_prune_min_segments`` nothing is dropped. The rarest term always stays.
         """
         max_df = self._config.bm25_max_df
-        if max_df is None or len(terms) < 2:
+        budget = self._config.bm25_max_postings
+        if (max_df is None and budget is None) or len(terms) < 2:
             return terms
         total = self._cached("n", user_id, "", self._count_user_segments)
         if total < self._config.bm25_prune_min_segments:
             return terms
         dfs = {t: self._cached("df", user_id, t, self._count_fts_term) for t in terms}
-        kept = [t for t in terms if dfs[t] <= max_df * total]
-        return kept or [min(terms, key=dfs.__getitem__)]
+        kept = sorted(terms, key=dfs.__getitem__)  # rarest first
+        if max_df is not None:
+            kept = [t for t in kept if dfs[t] <= max_df * total] or kept[:1]
+        if budget is not None:
+            while len(kept) > 1 and sum(dfs[t] for t in kept) > budget:
+                kept.pop()
+        return kept
 
     def _cached(
         self, kind: str, user_id: str, term: str, compute: Callable[[str, str], int]
@@ -710,11 +730,14 @@ class SemanticMemoryStore:
             or 0
         )
 
-    def _embed_async(self, query: str) -> Future[Any]:
+    def _submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
         with self._executor_lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(1, thread_name_prefix="aico-embed")
-            return self._executor.submit(self._encoder.encode_query, query)
+            return self._executor.submit(function, *args)
+
+    def _embed_async(self, query: str) -> Future[Any]:
+        return self._submit(self._encoder.encode_query, query)
 
     def _dense_scores(
         self, user_id: str, vector: FloatArray, rowids: list[int]
@@ -762,9 +785,15 @@ class SemanticMemoryStore:
             fetch = min(self._config.max_dense_fetch, math.ceil(n * total / matching))
             fetch = max(fetch, n)
         found = index.query(self._collection_name(user_id), self._rotation.rotate(vector), fetch)
+        return self._recheck(found, where, params, n)
+
+    def _recheck(
+        self, found: list[tuple[str, float]], where: str, params: tuple[Any, ...], n: int
+    ) -> list[tuple[int, float]]:
+        """Chroma hits that libSQL confirms: right owner, filters, current vector."""
         if not found:
             return []
-        # Re-check every hit in libSQL: right owner, filters, current vector.
+        fingerprint = self._model.fingerprint
         allowed = {
             str(r["chroma_id"]): int(r["id"])
             for r in self._fetch_in(
