@@ -17,6 +17,7 @@ PACKAGES = [
     "aico.errors",
     "aico.security",
     "aico.ai.embeddings",
+    "aico.ai.memory.semantic",
     "aico.ai.memory.working",
 ]
 
