@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aico.ai.embeddings import Encoder, default_encoder
 from aico.ai.memory.semantic import (
@@ -44,6 +44,7 @@ from aico.errors import InvalidInput, NotFound
 __all__ = ["ContextBundle", "ForgetReport", "MaintenanceReport", "MemoryManager"]
 
 ROLES = ("user", "assistant", "system", "tool")
+_T = TypeVar("_T")
 
 
 def estimate_tokens(text: str) -> int:
@@ -343,33 +344,12 @@ class MemoryManager:
         facts = self._relevant_facts(user_id, query, int(section["facts_k"]))
 
         seen = {m.content.strip() for m in working}
-        used, dropped = 0, 0
-        kept_working: list[WorkingMessage] = []
-        for message in working:
-            cost = estimate_tokens(message.content)
-            if used + cost > budget:
-                dropped += 1
-                continue
-            kept_working.append(message)
-            used += cost
-        kept_facts: list[Fact] = []
-        for fact in facts:
-            cost = estimate_tokens(fact.content)
-            if used + cost > budget:
-                dropped += 1
-                continue
-            kept_facts.append(fact)
-            used += cost
-        kept_hits: list[SearchHit] = []
-        for hit in hits:
-            if hit.text.strip() in seen or _covered(hit.text, seen):
-                continue
-            cost = estimate_tokens(hit.text)
-            if used + cost > budget:
-                dropped += 1
-                continue
-            kept_hits.append(hit)
-            used += cost
+        fresh_hits = [h for h in hits if h.text.strip() not in seen and not _covered(h.text, seen)]
+        budgeter = _Budget(budget)
+        kept_working = budgeter.take(working, lambda m: m.content)
+        kept_facts = budgeter.take(facts, lambda f: f.content)
+        kept_hits = budgeter.take(fresh_hits, lambda h: h.text)
+        used, dropped = budgeter.used, budgeter.dropped
         return ContextBundle(
             working=tuple(reversed(kept_working)),  # chronological for the prompt
             memories=tuple(kept_hits),
@@ -442,6 +422,24 @@ class MemoryManager:
             facts_and_feedback=profile,
             logs=logs,
         )
+
+
+class _Budget:
+    """Greedy token budget shared by the parts of a context, in priority order."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used, self.dropped = limit, 0, 0
+
+    def take(self, items: Iterable[_T], text: Callable[[_T], str]) -> list[_T]:
+        kept: list[_T] = []
+        for item in items:
+            cost = estimate_tokens(text(item))
+            if self.used + cost > self.limit:
+                self.dropped += 1
+                continue
+            kept.append(item)
+            self.used += cost
+        return kept
 
 
 def _covered(text: str, seen: Iterable[str]) -> bool:
