@@ -6,12 +6,20 @@ needs a name, a dimension, a fingerprint to record next to the vectors, and two 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from aico.ai.embeddings._package import (
+    default_cache_dir,
+    model_package_dir,
+    read_model_spec,
+    source_fingerprint,
+)
 from aico.errors import InvalidInput
 
 FloatArray = npt.NDArray[np.float32]
@@ -77,3 +85,37 @@ def mean_pool(hidden: FloatArray, mask: npt.NDArray[np.int64]) -> FloatArray:
     counts = np.maximum(weights.sum(axis=1), 1e-9)
     result: FloatArray = (summed / counts).astype(np.float32, copy=False)
     return result
+
+
+class ShippedModelEncoder:
+    """What every encoder of a model shipped in a package shares: its spec and identity.
+
+    Both MiniLM paths (ONNX and sentence-transformers) read the same model directory and
+    report the same fingerprint, since their vectors are interchangeable.
+    """
+
+    def __init__(self, model_dir: Path | None, cache_dir: Path | None, name: str) -> None:
+        self._spec = read_model_spec(model_dir if model_dir is not None else model_package_dir())
+        self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._name = name
+        self._fingerprint: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._spec.dimension
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over the model files, pooling, normalization, length and dimension."""
+        if self._fingerprint is None:
+            self._fingerprint = source_fingerprint(self._spec, self._cache_dir)
+        return self._fingerprint
+
+    @property
+    def model_dir(self) -> Path:
+        return self._spec.model_dir

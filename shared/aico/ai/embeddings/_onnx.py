@@ -8,13 +8,12 @@ is exported once per machine into the cache directory if it is not there yet.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from aico.ai.embeddings._base import FloatArray, check_query, check_texts
+from aico.ai.embeddings._base import FloatArray, ShippedModelEncoder, check_query, check_texts
 from aico.ai.embeddings._export import (
     ONNX_FILENAME,
     cache_entry_dir,
@@ -23,16 +22,12 @@ from aico.ai.embeddings._export import (
 )
 from aico.ai.embeddings._package import (
     MINILM_NAME,
-    default_cache_dir,
-    model_package_dir,
-    read_model_spec,
-    source_fingerprint,
 )
 from aico.ai.embeddings._runner import DEFAULT_MAX_BATCH_TOKENS, OnnxRunner
 from aico.errors import ConfigError, SemanticMemoryError
 
 
-class OnnxMiniLMEncoder:
+class OnnxMiniLMEncoder(ShippedModelEncoder):
     """all-MiniLM-L6-v2 (or another mean-pooled, normalized BERT) via onnxruntime on CPU."""
 
     def __init__(
@@ -51,34 +46,11 @@ class OnnxMiniLMEncoder:
             raise ConfigError("max_batch_tokens must be an integer")
         if max_batch_tokens < 1:
             raise ConfigError("max_batch_tokens must be positive")
-        self._spec = read_model_spec(model_dir if model_dir is not None else model_package_dir())
-        self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        super().__init__(model_dir, cache_dir, name)
         self._threads = threads
         self._max_batch_tokens = max_batch_tokens
-        self._name = name
         self._allow_export = allow_export
-        self._fingerprint: str | None = None
         self._runner: OnnxRunner | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dimension(self) -> int:
-        return self._spec.dimension
-
-    @property
-    def fingerprint(self) -> str:
-        """Same as the reference encoder's for the same weights: the vectors are interchangeable."""
-        if self._fingerprint is None:
-            self._fingerprint = source_fingerprint(self._spec, self._cache_dir)
-        return self._fingerprint
-
-    @property
-    def model_dir(self) -> Path:
-        return self._spec.model_dir
 
     @property
     def onnx_path(self) -> Path:

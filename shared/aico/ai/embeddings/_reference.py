@@ -6,26 +6,27 @@ path right (at export time and in the tests) and as a fallback where onnxruntime
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from aico.ai.embeddings._base import FloatArray, check_query, check_texts, l2_normalize
+from aico.ai.embeddings._base import (
+    FloatArray,
+    ShippedModelEncoder,
+    check_query,
+    check_texts,
+    l2_normalize,
+)
 from aico.ai.embeddings._env import apply_offline_environment
 from aico.ai.embeddings._package import (
     MINILM_NAME,
-    default_cache_dir,
-    model_package_dir,
-    read_model_spec,
-    source_fingerprint,
 )
 from aico.errors import ConfigError
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(ShippedModelEncoder):
     """sentence-transformers on CPU, loaded from the installed package path, strictly offline."""
 
     def __init__(
@@ -35,30 +36,8 @@ class SentenceTransformerEncoder:
         cache_dir: Path | None = None,
         name: str = MINILM_NAME,
     ) -> None:
-        self._spec = read_model_spec(model_dir if model_dir is not None else model_package_dir())
-        self._cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
-        self._name = name
-        self._fingerprint: str | None = None
+        super().__init__(model_dir, cache_dir, name)
         self._model: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dimension(self) -> int:
-        return self._spec.dimension
-
-    @property
-    def fingerprint(self) -> str:
-        if self._fingerprint is None:
-            self._fingerprint = source_fingerprint(self._spec, self._cache_dir)
-        return self._fingerprint
-
-    @property
-    def model_dir(self) -> Path:
-        return self._spec.model_dir
 
     def load(self) -> None:
         """Import sentence-transformers (slow) and load the model; idempotent."""
