@@ -322,3 +322,18 @@ print(json.dumps({{"loaded": [m for m in heavy if m in sys.modules], "vector": v
 def test_default_cache_dir_is_outside_the_repository() -> None:
     repo = Path(__file__).resolve().parents[2]
     assert not default_cache_dir().resolve().is_relative_to(repo)
+
+
+@pytest.mark.slow
+def test_start_query_gives_the_same_vector_and_typed_errors(
+    onnx_encoder: OnnxMiniLMEncoder,
+) -> None:
+    """The overlapped path (model on a worker thread) is the same computation."""
+    for text in SENTENCES[:5]:
+        waiter = onnx_encoder.start_query(text)
+        np.testing.assert_array_equal(waiter(), onnx_encoder.encode_query(text))
+    waiters = [onnx_encoder.start_query(text) for text in SENTENCES[:3]]
+    for text, waiter in zip(SENTENCES[:3], waiters, strict=True):
+        np.testing.assert_array_equal(waiter(), onnx_encoder.encode_query(text))
+    with pytest.raises(InvalidInput):
+        onnx_encoder.start_query(b"bytes")  # type: ignore[arg-type]

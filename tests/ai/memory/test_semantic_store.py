@@ -101,6 +101,33 @@ def test_user_isolation_in_both_halves(sem_store: SemanticMemoryStore) -> None:
     assert sem_store.search("mallory", "cat", mode="hybrid") == []
 
 
+def test_sole_user_bm25_skips_the_user_tag_without_changing_results(
+    sem_store: SemanticMemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-user fast path (no user tag in the MATCH) ranks exactly like the tagged one."""
+    alice = [s for s in corpus_segments() if s.user_id == "alice"]
+    sem_store.add_segments(alice)
+    assert sem_store._sole_user("alice") and not sem_store._sole_user("bob")
+    queries = ["dog cello wedding risotto", "golden retriever", "the of and"]
+
+    def results() -> list[list[tuple[str, float | None]]]:
+        return [
+            [(h.segment_id, h.bm25_score) for h in sem_store.search("alice", q, k=10, mode=m)]
+            for q in queries
+            for m in ("bm25", "hybrid")
+        ]
+
+    fast = results()
+    monkeypatch.setattr(sem_store, "_sole_user", lambda user_id: False)
+    assert results() == fast
+    monkeypatch.undo()
+    # A second user turns the tag back on: alice still sees only her own segments.
+    sem_store.add_segments([s for s in corpus_segments() if s.user_id == "bob"])
+    assert not sem_store._sole_user("alice")
+    for q in ("My cat Pixel knocks glasses off the kitchen table.", *queries):
+        assert all(h.segment_id.startswith("alice-") for h in sem_store.search("alice", q, k=50))
+
+
 def test_users_get_separate_chroma_collections(sem_store: SemanticMemoryStore) -> None:
     sem_store.add_segments(corpus_segments())
     names = sem_store._index.collection_names()

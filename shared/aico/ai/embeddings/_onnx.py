@@ -8,7 +8,10 @@ is exported once per machine into the cache directory if it is not there yet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +54,8 @@ class OnnxMiniLMEncoder(ShippedModelEncoder):
         self._max_batch_tokens = max_batch_tokens
         self._allow_export = allow_export
         self._runner: OnnxRunner | None = None
+        self._query_pool: ThreadPoolExecutor | None = None
+        self._query_pool_pid = 0
 
     @property
     def onnx_path(self) -> Path:
@@ -123,6 +128,42 @@ class OnnxMiniLMEncoder(ShippedModelEncoder):
     def encode_query(self, text: str) -> FloatArray:
         vector: FloatArray = self.encode([check_query(text)])[0]
         return vector
+
+    def start_query(self, text: str) -> Callable[[], FloatArray]:
+        """Start embedding ``text`` on a worker thread; the returned function waits for it.
+
+        Why: libsql holds the GIL while a statement runs and onnxruntime releases it, so a
+        search can run its BM25 statement while the model runs, but only if the model is
+        already inside onnxruntime when the statement starts. So this returns once the
+        worker is about to call the session (or has failed), not when it was merely queued.
+        """
+        item = check_query(text)
+        runner = self._loaded_runner()
+        running = threading.Event()
+
+        def work() -> FloatArray:
+            try:
+                vector: FloatArray = runner.encode([item], 1, before_run=running.set)[0]
+                return vector
+            finally:
+                running.set()
+
+        future: Future[FloatArray] = self._pool().submit(work)
+        running.wait()
+        return future.result
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """One worker thread, made anew in a forked child (the parent's thread is not there)."""
+        pool, pid = self._query_pool, os.getpid()
+        if pool is None or self._query_pool_pid != pid:
+            with self._lock:
+                pool = self._query_pool
+                if pool is None or self._query_pool_pid != pid:
+                    pool = self._query_pool = ThreadPoolExecutor(
+                        1, thread_name_prefix="aico-embed-query"
+                    )
+                    self._query_pool_pid = pid
+        return pool
 
 
 def default_encoder(cache_dir: Path | None = None) -> OnnxMiniLMEncoder:

@@ -6,6 +6,7 @@ runs. Imports only onnxruntime, tokenizers and numpy: never torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,18 @@ class OnnxRunner:
             start += rows
         return batches
 
-    def encode(self, texts: list[str], batch_size: int) -> FloatArray:
-        """Embed ``texts``; batches are built from length-sorted texts to minimize padding."""
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int,
+        *,
+        before_run: Callable[[], None] | None = None,
+    ) -> FloatArray:
+        """Embed ``texts``; batches are built from length-sorted texts to minimize padding.
+
+        ``before_run`` is called right before the first inference call, which releases the
+        GIL: a caller waiting for it knows the model is running (see ``start_query``).
+        """
         encodings = self._tokenizer.encode_batch(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(texts))
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
@@ -95,6 +106,9 @@ class OnnxRunner:
                 mask[slot, :size] = 1
                 types[slot, :size] = encoding.type_ids
             feeds = dict(zip(INPUT_NAMES, (ids, mask, types), strict=True))
+            if before_run is not None:
+                before_run()
+                before_run = None
             try:
                 hidden = self._session.run([OUTPUT_NAME], feeds)[0]
             except Exception as exc:  # onnxruntime raises its own RuntimeError subclasses

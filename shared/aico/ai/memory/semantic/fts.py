@@ -297,16 +297,23 @@ def match_expression(terms: Sequence[str]) -> str | None:
 
 def scoped_expression(
     expression: str,
-    user_id: str,
+    user_id: str | None,
     *,
     conversation_id: str | None = None,
     role: str | None = None,
 ) -> str:
-    """Restrict a term expression to the ``body`` column and to the given tags."""
-    tags = [tag_token("u", user_id)]
+    """Restrict a term expression to the ``body`` column and to the given tags.
+
+    ``user_id=None`` leaves the user tag out: only for a caller that knows every row is
+    that user's (see ``SemanticMemoryStore._bm25``).
+    """
+    tags = [] if user_id is None else [tag_token("u", user_id)]
     if conversation_id is not None:
         tags.append(tag_token("c", conversation_id))
     if role is not None:
         tags.append(tag_token("r", role))
+    body = f"{{body}} : ({expression})"
+    if not tags:
+        return body
     scope = " AND ".join(f"{{tags}} : {_literal(tag)}" for tag in tags)
-    return f"{{body}} : ({expression}) AND {scope}"
+    return f"{body} AND {scope}"
