@@ -63,6 +63,12 @@ class OnnxMiniLMEncoder(ShippedModelEncoder):
         return cache_entry_dir(self._cache_dir, self.fingerprint) / ONNX_FILENAME
 
     @property
+    def exported(self) -> bool:
+        """True when the verified ONNX export is in the cache, so ``load`` is quick."""
+        entry = cache_entry_dir(self._cache_dir, self.fingerprint)
+        return read_export_meta(entry, self.fingerprint) is not None
+
+    @property
     def loaded(self) -> bool:
         return self._runner is not None
 

@@ -18,7 +18,9 @@ transaction that writes their segments), and the outbox replays indexing.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +30,7 @@ from typing import Any, TypeVar
 
 from aico.ai.embeddings import Encoder, default_encoder
 from aico.ai.memory.semantic import (
+    IndexPrefetch,
     Message,
     SearchHit,
     SemanticConfig,
@@ -36,7 +39,7 @@ from aico.ai.memory.semantic import (
     segment_messages,
 )
 from aico.ai.memory.working import WorkingMemoryStore, WorkingMessage
-from aico.config import Config, load_config
+from aico.config import Config, load_config, resolve_data_dir
 from aico.data.repositories import Fact, FactRepository, LogRepository, UserService
 from aico.data.store import DataStore
 from aico.errors import InvalidInput, NotFound
@@ -128,6 +131,7 @@ class MemoryManager:
         config: Config | None = None,
         encoder: Encoder | None = None,
         clock: Callable[[], float] = time.time,
+        prefetched: IndexPrefetch | None = None,
     ) -> MemoryManager:
         """Open working and semantic memory on an unlocked ``DataStore``."""
         config = config or load_config()
@@ -145,6 +149,7 @@ class MemoryManager:
                 chroma_path=None if url else semantic_dir(store.data_dir),
                 chroma_url=url,
                 config=semantic_config(config),
+                prefetched=prefetched,
             )
         except BaseException:
             working.close()
@@ -163,17 +168,32 @@ class MemoryManager:
         interactive: bool | None = None,
         clock: Callable[[], float] = time.time,
     ) -> MemoryManager:
-        """Unlock a data dir (see ``DataStore.open``) and open every memory store."""
+        """Unlock a data dir (see ``DataStore.open``) and open every memory store.
+
+        The model and the Chroma index start loading before the passphrase is stretched:
+        neither needs a key, and both would otherwise hold up the first search (measured
+        in ``scripts/bench/bench_semantic.py``'s cold start).
+        """
         config = config or load_config(env=env)
-        store = DataStore.open(
-            data_dir, passphrase=passphrase, config=config, env=env, interactive=interactive
-        )
+        directory = Path(data_dir) if data_dir is not None else resolve_data_dir(config, env)
+        encoder = encoder or configured_encoder(config)
+        preload_encoder(encoder)
+        prefetch = prefetch_semantic_index(directory, config)
         try:
-            store.migrate()
-            return cls.from_store(store, config=config, encoder=encoder, clock=clock)
-        except BaseException:
-            store.close()
-            raise
+            store = DataStore.open(
+                directory, passphrase=passphrase, config=config, env=env, interactive=interactive
+            )
+            try:
+                store.migrate()
+                return cls.from_store(
+                    store, config=config, encoder=encoder, clock=clock, prefetched=prefetch
+                )
+            except BaseException:
+                store.close()
+                raise
+        finally:
+            if prefetch is not None:
+                prefetch.close()  # a no-op once the semantic store has adopted it
 
     @classmethod
     def initialize(
@@ -453,6 +473,35 @@ def configured_encoder(config: Config) -> Encoder:
     """The default encoder, caching its ONNX export where ``memory.semantic`` says."""
     cache = config.get("memory.semantic.model_cache_dir")
     return default_encoder(cache_dir=Path(cache).expanduser() if cache else None)
+
+
+def preload_encoder(encoder: Encoder) -> None:
+    """Load an encoder's model on a daemon thread, if it can load ahead of its first use.
+
+    A failure is not reported here: the first ``encode`` raises it, typed, where a caller
+    handles errors.
+    """
+    load = getattr(encoder, "load", None)
+    # Only a model that is ready to load: a first-time ONNX export takes a child process
+    # and half a minute, which belongs in the foreground where its errors are seen.
+    if callable(load) and getattr(encoder, "exported", False):
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                load()
+
+        threading.Thread(target=run, name="aico-model-load", daemon=True).start()
+
+
+def prefetch_semantic_index(data_dir: Path, config: Config) -> IndexPrefetch | None:
+    """Start loading the Chroma index of an existing data dir (None if there is none yet)."""
+    url = config.section("memory.semantic")["chroma_url"] or None
+    path = None if url else semantic_dir(data_dir)
+    if path is not None and not path.is_dir():
+        return None
+    return SemanticMemoryStore.prefetch_index(
+        chroma_path=path, chroma_url=url, config=semantic_config(config)
+    )
 
 
 def semantic_dir(data_dir: str | Path) -> Path:

@@ -47,6 +47,7 @@ from aico.ai.memory.semantic.fts import (
 )
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.keys import SemanticKeys
+from aico.ai.memory.semantic.prefetch import IndexPrefetch, open_and_preload
 from aico.ai.memory.semantic.rotation import VectorRotation
 from aico.ai.memory.semantic.schema import FTS_FILL_SQL, FTS_SECURE_DELETE_SQL, FTS_TABLE
 from aico.ai.memory.semantic.segmenting import SegmentationConfig, segment_messages
@@ -80,7 +81,6 @@ T = TypeVar("T")
 ProgressCallback = Callable[[ReembedProgress], None]
 _MAX_K = 1000
 _EXACT_CHUNK = 5000
-_PRELOAD_COLLECTIONS = 8
 _DF_TTL_S = 300.0
 _DF_CACHE_MAX = 10_000
 _SQL_IN_CHUNK = 500
@@ -111,6 +111,7 @@ class SemanticMemoryStore:
         chroma_url: str | None = None,
         config: SemanticConfig | None = None,
         check_model: bool = True,
+        prefetched: IndexPrefetch | None = None,
     ) -> None:
         self._conn = conn
         self._encoder = encoder
@@ -131,15 +132,41 @@ class SemanticMemoryStore:
             raise ModelMismatch(self._mismatch)
         self._apply_tokenizer(self._config.fts_tokenizer)
         self._rotation = VectorRotation(keys.rotation_key, encoder.dimension)
-        # Cold start: chromadb's import and the HNSW load of a collection take ~0.8 s and
-        # ~0.4 s per 10k vectors, so they happen in the background; until they are done,
-        # dense search scans the libSQL vectors exactly. The model loads meanwhile too.
-        self._loader = ThreadPoolExecutor(1, thread_name_prefix="aico-chroma")
-        self._index_future: Future[ChromaIndex] = self._loader.submit(
-            self._load_index, location, adopted
+        # Cold start: chromadb's import and the HNSW load of a collection hold the GIL for
+        # ~0.6 s and ~0.7 s per 100k vectors, so they happen in the background, ideally
+        # started before unlock (``prefetch_index``); until they are done, dense search
+        # scans the libSQL vectors exactly. The model loads meanwhile too.
+        prefix = self._config.collection_prefix
+        if prefetched is not None and prefetched.matches(location, prefix):
+            self._loader, loading = prefetched.take()
+        else:
+            if prefetched is not None:
+                prefetched.close()
+            self._loader = ThreadPoolExecutor(1, thread_name_prefix="aico-chroma")
+            loading = self._loader.submit(open_and_preload, location, prefix)
+        self._index_future: Future[ChromaIndex] = (
+            self._loader.submit(self._drop_collections, loading) if adopted else loading
         )
         if self._mismatch is None:
             self._submit(self._encoder.encode_query, "warm up")
+
+    @staticmethod
+    def prefetch_index(
+        *,
+        chroma_path: str | Path | None = None,
+        chroma_url: str | None = None,
+        config: SemanticConfig | None = None,
+    ) -> IndexPrefetch:
+        """Start opening Chroma and loading its indexes now, before the store can be opened.
+
+        Pass the result to ``open(..., prefetched=...)``; see ``aico.ai.memory.semantic.
+        prefetch`` for why. Close it if the store is never opened.
+        """
+        return IndexPrefetch.start(
+            chroma_path=chroma_path,
+            chroma_url=chroma_url,
+            prefix=(config or SemanticConfig()).collection_prefix,
+        )
 
     @classmethod
     def open(
@@ -152,6 +179,7 @@ class SemanticMemoryStore:
         chroma_url: str | None = None,
         config: SemanticConfig | None = None,
         check_model: bool = True,
+        prefetched: IndexPrefetch | None = None,
     ) -> SemanticMemoryStore:
         """Open with the subkeys derived from an unlocked master key."""
         return cls(
@@ -162,6 +190,7 @@ class SemanticMemoryStore:
             chroma_url=chroma_url,
             config=config,
             check_model=check_model,
+            prefetched=prefetched,
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -193,18 +222,13 @@ class SemanticMemoryStore:
         if executor is not None:
             executor.shutdown(wait=True)
 
-    def _load_index(self, location: ChromaLocation, adopted: bool) -> ChromaIndex:
-        """Open Chroma and load the collections' HNSW indexes (runs in the loader thread)."""
-        index = ChromaIndex(location, self._config.collection_prefix)
+    @staticmethod
+    def _drop_collections(loading: Future[ChromaIndex]) -> ChromaIndex:
+        """A new model on a store without vectors: old collections may have another dim."""
+        index = loading.result()
         try:
-            names = index.collection_names()
-            if adopted:
-                # A new model on a store without vectors: old collections may have another dim.
-                for name in names:
-                    index.drop(name)
-            else:
-                for name in names[:_PRELOAD_COLLECTIONS]:
-                    index.preload(name)
+            for name in index.collection_names():
+                index.drop(name)
         except BaseException:
             index.close()
             raise
