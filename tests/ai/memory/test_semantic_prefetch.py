@@ -34,6 +34,7 @@ def test_matching_prefetch_is_adopted(
     with SemanticMemoryStore.open(
         sem_core, sem_master, HashingEncoder(), chroma_path=chroma, prefetched=prefetch
     ) as store:
+        assert store.wait_ready(timeout=60)
         assert store._index is loaded  # the prefetched client, not a second one
         assert ranked_ids(store, "alice", "golden retriever", mode="dense") == expected
         assert store.verify_index().ok

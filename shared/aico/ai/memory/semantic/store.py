@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, get_args
@@ -233,6 +234,19 @@ class SemanticMemoryStore:
             index.close()
             raise
         return index
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until Chroma is open and its indexes are loaded; False on timeout.
+
+        Why: searches work at once (exactly, from libSQL) but are slower until then; a
+        service can call this after start-up to warm up. A failed load raises its error.
+        """
+        self._check_open()
+        futures_wait([self._index_future], timeout=timeout)
+        if not self._index_future.done():
+            return False
+        self._index_future.result()
+        return True
 
     @property
     def _index(self) -> ChromaIndex:
