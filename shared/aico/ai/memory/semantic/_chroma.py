@@ -12,6 +12,8 @@ Choices verified against chromadb 1.5.9:
   ``embedding_function=None`` emits a deprecation warning, so the metadata form is used.
 - ``embedding_function=None`` always: the default function would try to download a model.
 - Querying for more results than match the filter returns fewer, without warnings.
+- An embedded client persists uninitialised heap memory in new HNSW files; ``harden_heap``
+  (``_heap.py``) makes that memory zeros before the first ``PersistentClient`` opens.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 
+from aico.ai.memory.semantic._heap import harden_heap
 from aico.errors import AicoError, ConfigError, SemanticMemoryError, StoreClosed
 
 __all__ = ["ChromaIndex", "ChromaLocation"]
@@ -102,6 +105,7 @@ class ChromaIndex:
         if self._location.path is not None:
             path = Path(self._location.path)
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            harden_heap()
             settings = Settings(anonymized_telemetry=False, allow_reset=False)
             return chromadb.PersistentClient(path=str(path), settings=settings)
         parts = urlsplit(str(self._location.url))
