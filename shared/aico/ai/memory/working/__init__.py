@@ -7,9 +7,11 @@
 
 from aico.ai.memory.working._commands import list_session, reconcile, status, sweep
 from aico.ai.memory.working._message import WorkingMessage
+from aico.ai.memory.working._reseal import ResealReport
 from aico.ai.memory.working._store import WorkingMemoryStore
 
 __all__ = [
+    "ResealReport",
     "WorkingMemoryStore",
     "WorkingMessage",
     "list_session",

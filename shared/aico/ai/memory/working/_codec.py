@@ -23,6 +23,7 @@ __all__ = [
     "encode_message",
     "encode_session",
     "encode_value",
+    "value_ids",
 ]
 
 _VERSION: Final = 1
@@ -33,6 +34,12 @@ _MESSAGE: Final = struct.Struct(">B4HhHI")
 # version, started_us, last_us, message count, then lengths of session id, user id,
 # conversation id (-1 = None).
 _SESSION: Final = struct.Struct(">BQQQ3i")
+# A session value: version 2, byte lengths of the session id and the value key, then both and
+# the JSON. The ids are kept (sealed) because the record key holds only their keyed hashes,
+# and a master-key rotation must recompute those. Version 1 was the bare JSON, which never
+# starts with this byte.
+_VALUE_VERSION: Final = 2
+_VALUE: Final = struct.Struct(">BHH")
 
 
 def _json(value: Any, what: str) -> bytes:
@@ -152,12 +159,34 @@ def decode_session(data: bytes) -> SessionRecord:
     return SessionRecord(sid, uid, conv, started, last, count)
 
 
-def encode_value(value: Any) -> bytes:
-    return _json(value, "a session value")
+def encode_value(session_id: str, key: str, value: Any) -> bytes:
+    """Callers bound the session id and key to 128 and 512 characters: they fit ``H``."""
+    sid = session_id.encode("utf-8")
+    name = key.encode("utf-8")
+    body = _json(value, "a session value")
+    return b"".join((_VALUE.pack(_VALUE_VERSION, len(sid), len(name)), sid, name, body))
+
+
+def _split_value(data: bytes) -> tuple[tuple[str, str] | None, bytes]:
+    if data[:1] != bytes([_VALUE_VERSION]):
+        return None, data  # version 1: JSON only
+    try:
+        _, n_sid, n_key = _VALUE.unpack_from(data)
+        pos = _VALUE.size
+        sid = data[pos : pos + n_sid].decode("utf-8")
+        key = data[pos + n_sid : pos + n_sid + n_key].decode("utf-8")
+    except (struct.error, UnicodeDecodeError):
+        raise _malformed() from None
+    return (sid, key), data[pos + n_sid + n_key :]
 
 
 def decode_value(data: bytes) -> Any:
     try:
-        return json.loads(data)
+        return json.loads(_split_value(data)[1])
     except ValueError:
         raise _malformed() from None
+
+
+def value_ids(data: bytes) -> tuple[str, str] | None:
+    """``(session id, value key)`` of a value record; None for a version-1 record."""
+    return _split_value(data)[0]

@@ -56,6 +56,7 @@ from aico.ai.memory.working._keys import (
 )
 from aico.ai.memory.working._message import WorkingMessage
 from aico.ai.memory.working._metadata import MetadataConnection
+from aico.ai.memory.working._reseal import ResealReport, reseal_records
 from aico.ai.memory.working._seal import NEVER, Sealer, expires_of
 from aico.errors import (
     IntegrityError,
@@ -156,20 +157,7 @@ class WorkingMemoryStore:
         refresh_on_read: bool = False,
         reconcile_on_open: bool = True,
     ) -> None:
-        if master_key is not None and not isinstance(master_key, MasterKey):
-            raise InvalidInput("master_key must be an aico.security.MasterKey")
-        if values_key is None:
-            if master_key is None:
-                raise InvalidInput("pass a master_key or both values_key and key_hash_key")
-            values_key = master_key.subkey(Purpose.LMDB_VALUES)
-        if key_hash_key is None:
-            if master_key is None:
-                raise InvalidInput("pass a master_key or both values_key and key_hash_key")
-            key_hash_key = master_key.subkey(Purpose.LMDB_KEY_HASH)
-        if not isinstance(key_hash_key, bytes) or len(key_hash_key) != 32:
-            raise InvalidInput("key_hash_key must be 32 bytes")
-        self._sealer = Sealer(values_key)
-        self._hasher = KeyHasher(key_hash_key)
+        self._sealer, self._hasher = self._keys(master_key, values_key, key_hash_key)
         self._ttl_us = self._ttl_to_us(ttl)
         self._clock = clock
         self._max_value_bytes = _check_count(max_value_bytes, "max_value_bytes")
@@ -196,6 +184,64 @@ class WorkingMemoryStore:
             raise
 
     # -- construction ----------------------------------------------------------------
+
+    @staticmethod
+    def _keys(
+        master_key: MasterKey | None, values_key: bytes | None, key_hash_key: bytes | None
+    ) -> tuple[Sealer, KeyHasher]:
+        if master_key is not None and not isinstance(master_key, MasterKey):
+            raise InvalidInput("master_key must be an aico.security.MasterKey")
+        if values_key is None:
+            if master_key is None:
+                raise InvalidInput("pass a master_key or both values_key and key_hash_key")
+            values_key = master_key.subkey(Purpose.LMDB_VALUES)
+        if key_hash_key is None:
+            if master_key is None:
+                raise InvalidInput("pass a master_key or both values_key and key_hash_key")
+            key_hash_key = master_key.subkey(Purpose.LMDB_KEY_HASH)
+        if not isinstance(key_hash_key, bytes) or len(key_hash_key) != 32:
+            raise InvalidInput("key_hash_key must be 32 bytes")
+        return Sealer(values_key), KeyHasher(key_hash_key)
+
+    @classmethod
+    def rekey(cls, path: str | os.PathLike[str], old: MasterKey, new: MasterKey) -> ResealReport:
+        """Move the store at ``path`` from ``old`` to ``new`` (master-key rotation); idempotent.
+
+        A store that already opens with ``new`` is left alone, so a rotation resumed after
+        a crash skips it; one that neither key opens raises ``WrongPassphrase`` and is not
+        touched. A directory without a store is nothing to do. No other store may have the
+        directory open meanwhile (it would keep writing under the old key).
+        """
+        if not (Path(path) / "data.mdb").exists():
+            return ResealReport()
+        try:
+            with cls(path, new, reconcile_on_open=False):
+                return ResealReport(already_current=True)
+        except WrongPassphrase:
+            pass
+        with cls(path, old, reconcile_on_open=False) as store:
+            return store.reseal(new)
+
+    def reseal(
+        self,
+        master_key: MasterKey | None = None,
+        *,
+        values_key: bytes | None = None,
+        key_hash_key: bytes | None = None,
+    ) -> ResealReport:
+        """Re-seal every record under new keys in one atomic, flushed commit (see ``_reseal``).
+
+        Afterwards this store uses the new keys. Other stores open on the same directory,
+        in this process or another, still hold the old ones and must be closed first.
+        """
+        sealer, hasher = self._keys(master_key, values_key, key_hash_key)
+        env = self._env()
+        dbs = {name: env.dbs[name] for name in _env.DB_NAMES}
+        report = env.write(
+            lambda txn: reseal_records(txn, dbs, self._sealer, sealer, hasher), flush=True
+        )
+        self._sealer, self._hasher = sealer, hasher
+        return report
 
     @staticmethod
     def default_path(data_dir: str | os.PathLike[str]) -> Path:
@@ -529,7 +575,7 @@ class WorkingMemoryStore:
         """
         _check_id(session_id, "session_id")
         _check_id(key, "key", _MAX_VALUE_KEY_CHARS)
-        payload = encode_value(value)
+        payload = encode_value(session_id, key, value)
         self._check_size(payload, "the value")
         ttl_us = self._entry_ttl_us(ttl)
         env = self._env()
