@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from aico.ai.memory.manager import MemoryManager
 from aico.cli._common import (
     NEW_PASSPHRASE_ENV,
     CliState,
@@ -33,7 +34,7 @@ def init_cmd(state: CliState) -> None:
 
 @click.group("keys")
 def keys_group() -> None:
-    """The master key: change passphrase, rotate, keyring."""
+    """The master key: change passphrase, rotate (libSQL, working memory, index), keyring."""
 
 
 @keys_group.command("change-passphrase")
@@ -52,19 +53,44 @@ def change_passphrase_cmd(state: CliState) -> None:
 @pass_state
 @handle_errors
 def rotate_cmd(state: CliState) -> None:
-    """Generate a new master key and rekey every database (crash-safe, resumable)."""
+    """Generate a new master key and move every store to it.
+
+    Covers every libSQL database (rekeyed), working memory (every LMDB entry re-sealed,
+    nothing dropped) and the Chroma index (old vectors deleted, rebuilt from libSQL under
+    the new keys). Crash-safe: an interrupted run is finished by running it again or by
+    the next open with the passphrase. Stop other aico processes first.
+    """
     passphrase = read_passphrase("Passphrase", confirm=False, env_name=ENV_PASSPHRASE)
     path = KeyFile.default_path(state.data_dir)
     service = state.config.get("security.keyring_service")
-    old_id = KeyFile.load(path).key_id
     store = DataStore.from_config(state.data_dir, KeyFile.unlock(path, passphrase), state.config)
     try:
-        new_id = store.rotate_master_key(passphrase)
-        if forget_from_keyring(old_id, service):
+        report = MemoryManager.rotate_store(store, passphrase, config=state.config)
+        if forget_from_keyring(report.old_key_id, service):
             remember_in_keyring(store.master_key, service)
     finally:
         store.close()
-    click.echo(f"master key rotated: {old_id} -> {new_id}")
+    click.echo(f"master key rotated: {report.old_key_id} -> {report.new_key_id}")
+    wm = report.steps.get("working_memory", {})
+    if wm.get("messages") or wm.get("values") or wm.get("sessions"):
+        click.echo(
+            f"working memory re-sealed: {wm['messages']} messages, {wm['values']} values, "
+            f"{wm['sessions']} sessions"
+        )
+    dropped = wm.get("dropped_unreadable", 0) + wm.get("dropped_legacy_values", 0)
+    if dropped:
+        click.echo(
+            f"working memory: dropped {wm.get('dropped_unreadable', 0)} unreadable entries and "
+            f"{wm.get('dropped_legacy_values', 0)} old-format session values",
+            err=True,
+        )
+    if report.index_vectors is not None:
+        click.echo(f"semantic index rebuilt under the new key: {report.index_vectors} vectors")
+    elif report.index_rebuild_pending:
+        click.echo(
+            "semantic index: the configured embedding model differs from the stored vectors'; "
+            "it is rebuilt under the new key once 'aico semantic reembed' has run"
+        )
 
 
 @keys_group.command("remember")

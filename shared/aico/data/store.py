@@ -3,12 +3,19 @@
 It owns the connections (one ``EncryptedLibSQLConnection`` per database, opened lazily and
 shared across threads), runs the migration runner per database, and rotates the master
 key. Repositories take the connections it hands out; they never open databases.
+
+Data kept outside libSQL under keys derived from the master key (working memory, the
+Chroma index) joins a rotation through *rotation steps*: modules named in
+``ROTATION_STEP_MODULES`` register them when imported, and they are imported on demand, like
+the feature schemas, so every rotation and every resumed one runs them without ``aico.data``
+importing the memory packages.
 """
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +29,40 @@ from aico.data.schemas import DATABASE_FILES, load_feature_schemas
 from aico.errors import DatabaseCorrupted, InvalidInput, KeyFileError, StoreClosed
 from aico.security import KdfParams, KeyFile, MasterKey, Purpose, unlock_master_key
 
-__all__ = ["DataStore", "DatabaseStatus", "kdf_params_from_config"]
+__all__ = [
+    "ROTATION_STEP_MODULES",
+    "DataStore",
+    "DatabaseStatus",
+    "RotationStep",
+    "kdf_params_from_config",
+    "register_rotation_step",
+    "rotation_steps",
+]
+
+RotationStep = Callable[["DataStore", MasterKey, MasterKey], Mapping[str, int] | None]
+"""``step(store, old, new)``: re-key data kept outside libSQL; returns counts for a report.
+
+Called while the new key is still *pending* in the key file, after every database was
+rekeyed (``store`` already uses ``new``). It must be idempotent and must leave data that
+one of the two keys opens at every instant: a crash makes the resumed rotation call it
+again with the same keys, and only after every step returned does the key file drop ``old``.
+"""
+
+#: Modules that register rotation steps when imported (imported on demand).
+ROTATION_STEP_MODULES: tuple[str, ...] = ("aico.ai.memory.key_rotation",)
+_rotation_steps: dict[str, RotationStep] = {}
+
+
+def register_rotation_step(name: str, step: RotationStep) -> None:
+    """Add (or replace) the rotation step ``name``; steps run in registration order."""
+    _rotation_steps[name] = step
+
+
+def rotation_steps() -> dict[str, RotationStep]:
+    """Every registered rotation step, after importing the modules that register them."""
+    for module in ROTATION_STEP_MODULES:
+        importlib.import_module(module)
+    return dict(_rotation_steps)
 
 
 @dataclass(frozen=True)
@@ -68,6 +108,8 @@ class DataStore:
         self._conns: dict[str, EncryptedLibSQLConnection] = {}
         self._lock = threading.RLock()
         self._closed = False
+        #: What each rotation step reported during the last ``rotate_master_key``.
+        self.last_rotation: dict[str, dict[str, int]] = {}
 
     # ---- construction --------------------------------------------------------------
 
@@ -284,8 +326,10 @@ class DataStore:
 
         Crash-safe: the new key is first recorded as *pending* in the key file. Each
         database is rekeyed in its own transaction; on resume, a database that already
-        opens with the new key is skipped. Only when all are done does the key file make
-        the new key current. Re-running after a crash finishes the job.
+        opens with the new key is skipped. Then every rotation step (working memory, the
+        Chroma index: see ``rotation_steps``) moves its data to the new key. Only when all
+        are done does the key file make the new key current. Re-running after a crash
+        finishes the job.
         """
         old, new = KeyFile.begin_rotation(self.key_path, passphrase)
         if old != self._master and new != self._master:
@@ -297,8 +341,12 @@ class DataStore:
         for db in self.databases:
             if self.path_of(db).exists():
                 self._rekey_one(db, old, new)
+        with self._lock:
+            self._master = new  # every database now opens with the new key only
+        self.last_rotation = {}
+        for name, step in rotation_steps().items():
+            self.last_rotation[name] = dict(step(self, old, new) or {})
         KeyFile.finish_rotation(self.key_path, passphrase)
-        self._master = new
         return new.key_id
 
     def _rekey_one(self, database: str, old: MasterKey, new: MasterKey) -> None:

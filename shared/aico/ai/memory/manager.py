@@ -10,6 +10,9 @@
 - **maintain**: sweep expired working memory, consolidate idle sessions, replay the outbox.
 - **forget** a user everywhere: LMDB, segments and Chroma, message log, facts, feedback,
   logs, sessions; then checkpoint so the WAL holds no copy.
+- **rotate** the master key across all three (``key_rotation``): libSQL is rekeyed, working
+  memory re-sealed and the Chroma index retired while the new key is pending, then the
+  index is rebuilt under the new key; every open finishes a rebuild a crash left undone.
 
 A crash between two steps is repaired rather than prevented: working memory reconciles
 ``session_metadata`` on open, consolidation is idempotent (messages are marked in the same
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aico.ai.embeddings import Encoder, default_encoder
+from aico.ai.memory.key_rotation import finish_index_rekey, index_rebuild_pending
 from aico.ai.memory.semantic import (
     IndexPrefetch,
     Message,
@@ -42,9 +46,16 @@ from aico.ai.memory.working import WorkingMemoryStore, WorkingMessage
 from aico.config import Config, load_config, resolve_data_dir
 from aico.data.repositories import Fact, FactRepository, LogRepository, UserService
 from aico.data.store import DataStore
-from aico.errors import InvalidInput, NotFound
+from aico.errors import InvalidInput, KeyFileError, ModelMismatch, NotFound
+from aico.security import KeyFile
 
-__all__ = ["ContextBundle", "ForgetReport", "MaintenanceReport", "MemoryManager"]
+__all__ = [
+    "ContextBundle",
+    "ForgetReport",
+    "MaintenanceReport",
+    "MemoryManager",
+    "RotationReport",
+]
 
 ROLES = ("user", "assistant", "system", "tool")
 _T = TypeVar("_T")
@@ -101,6 +112,24 @@ class ForgetReport:
     details: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RotationReport:
+    """What a master-key rotation did, per store.
+
+    ``steps`` holds each rotation step's counts (``working_memory``: records re-sealed and
+    dropped; ``semantic_index``: whether a rebuild was needed); ``index_vectors`` is the
+    number of vectors the Chroma rebuild wrote, or None when nothing was rebuilt.
+    ``index_rebuild_pending`` is True when the rebuild could not run yet (the configured
+    model differs from the stored vectors' one): the next open after a ``reembed`` does it.
+    """
+
+    old_key_id: str
+    new_key_id: str
+    steps: dict[str, dict[str, int]]
+    index_vectors: int | None
+    index_rebuild_pending: bool = False
+
+
 class MemoryManager:
     """Coordinates DataStore (libSQL), WorkingMemoryStore (LMDB) and SemanticMemoryStore."""
 
@@ -135,25 +164,9 @@ class MemoryManager:
     ) -> MemoryManager:
         """Open working and semantic memory on an unlocked ``DataStore``."""
         config = config or load_config()
-        core = store.connection("core")
-        working = WorkingMemoryStore.from_config(
-            store.data_dir, store.master_key, config, metadata=core, clock=clock
+        working, semantic = _open_memory(
+            store, config, encoder or configured_encoder(config), clock, prefetched=prefetched
         )
-        try:
-            section = config.section("memory.semantic")
-            url = section["chroma_url"] or None
-            semantic = SemanticMemoryStore.open(
-                core,
-                store.master_key,
-                encoder or configured_encoder(config),
-                chroma_path=None if url else semantic_dir(store.data_dir),
-                chroma_url=url,
-                config=semantic_config(config),
-                prefetched=prefetched,
-            )
-        except BaseException:
-            working.close()
-            raise
         return cls(store, working, semantic, config=config, clock=clock)
 
     @classmethod
@@ -178,7 +191,10 @@ class MemoryManager:
         directory = Path(data_dir) if data_dir is not None else resolve_data_dir(config, env)
         encoder = encoder or configured_encoder(config)
         preload_encoder(encoder)
-        prefetch = prefetch_semantic_index(directory, config)
+        # Not while a rotation is unfinished: its resume deletes the local index first.
+        prefetch = (
+            None if _rotation_unfinished(directory) else prefetch_semantic_index(directory, config)
+        )
         try:
             store = DataStore.open(
                 directory, passphrase=passphrase, config=config, env=env, interactive=interactive
@@ -213,6 +229,64 @@ class MemoryManager:
         except BaseException:
             store.close()
             raise
+
+    # ---- key rotation --------------------------------------------------------------
+
+    def rotate_master_key(self, passphrase: str) -> RotationReport:
+        """Rotate the master key across libSQL, working memory and the Chroma index.
+
+        The memory stores close first (their keys change under them); the ``DataStore``
+        rotation rekeys the databases and runs the ``key_rotation`` steps while the new key
+        is pending; then the stores reopen under the new key and the index is rebuilt. On an
+        error the manager is closed; re-running, or the next ``open``, resumes the rotation.
+        """
+        old_id = self.store.master_key.key_id
+        encoder = self.semantic.encoder
+        try:
+            self.semantic.close()
+            self.working.close()
+            new_id = self.store.rotate_master_key(passphrase)
+            self._core = self.store.connection("core")
+            self.working, self.semantic = _open_memory(
+                self.store, self.config, encoder, self.clock, finish_rekey=False
+            )
+            vectors = finish_index_rekey(self.semantic, self.store.data_dir)
+        except BaseException:
+            self.close()
+            raise
+        return RotationReport(old_id, new_id, dict(self.store.last_rotation), vectors)
+
+    @classmethod
+    def rotate_store(
+        cls,
+        store: DataStore,
+        passphrase: str,
+        *,
+        config: Config | None = None,
+        encoder: Encoder | None = None,
+    ) -> RotationReport:
+        """Rotate a data dir no manager has open (``aico keys rotate``).
+
+        Same steps as ``rotate_master_key``; the semantic store (and the embedding model,
+        for its identity) is opened only when the Chroma index needs a rebuild.
+        """
+        config = config or load_config()
+        old_id = store.master_key.key_id
+        new_id = store.rotate_master_key(passphrase)
+        steps = dict(store.last_rotation)
+        vectors = None
+        if index_rebuild_pending(store.data_dir):
+            try:
+                semantic = _open_semantic(store, config, encoder or configured_encoder(config))
+            except ModelMismatch:
+                # The keys are rotated; the index waits for the model to match (its old
+                # vectors are already gone, the marker stays).
+                return RotationReport(old_id, new_id, steps, None, index_rebuild_pending=True)
+            try:
+                vectors = finish_index_rekey(semantic, store.data_dir)
+            finally:
+                semantic.close()
+        return RotationReport(old_id, new_id, steps, vectors)
 
     def close(self) -> None:
         """Close every store; idempotent."""
@@ -491,6 +565,65 @@ def preload_encoder(encoder: Encoder) -> None:
                 load()
 
         threading.Thread(target=run, name="aico-model-load", daemon=True).start()
+
+
+def _open_semantic(
+    store: DataStore,
+    config: Config,
+    encoder: Encoder,
+    prefetched: IndexPrefetch | None = None,
+) -> SemanticMemoryStore:
+    url = config.section("memory.semantic")["chroma_url"] or None
+    return SemanticMemoryStore.open(
+        store.connection("core"),
+        store.master_key,
+        encoder,
+        chroma_path=None if url else semantic_dir(store.data_dir),
+        chroma_url=url,
+        config=semantic_config(config),
+        prefetched=prefetched,
+    )
+
+
+def _open_memory(
+    store: DataStore,
+    config: Config,
+    encoder: Encoder,
+    clock: Callable[[], float],
+    *,
+    prefetched: IndexPrefetch | None = None,
+    finish_rekey: bool = True,
+) -> tuple[WorkingMemoryStore, SemanticMemoryStore]:
+    """Working and semantic memory under the store's key.
+
+    Also finishes an index rebuild a rotation left pending, so a crash after the key file
+    changed is repaired by the next open rather than leaving a stale index.
+    """
+    working = WorkingMemoryStore.from_config(
+        store.data_dir, store.master_key, config, metadata=store.connection("core"), clock=clock
+    )
+    try:
+        semantic = _open_semantic(store, config, encoder, prefetched)
+        try:
+            if finish_rekey:
+                finish_index_rekey(semantic, store.data_dir)
+        except BaseException:
+            semantic.close()
+            raise
+    except BaseException:
+        working.close()
+        raise
+    return working, semantic
+
+
+def _rotation_unfinished(data_dir: Path) -> bool:
+    """A rotation is pending in the key file, or its index rebuild is not done yet."""
+    key_path = KeyFile.default_path(data_dir)
+    try:
+        pending = key_path.exists() and KeyFile.load(key_path).rotation_pending
+    except KeyFileError:
+        pending = False  # DataStore.open reports the broken key file
+    return pending or index_rebuild_pending(data_dir)
 
 
 def prefetch_semantic_index(data_dir: Path, config: Config) -> IndexPrefetch | None:
