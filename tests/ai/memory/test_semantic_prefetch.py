@@ -41,19 +41,30 @@ def test_matching_prefetch_is_adopted(
     prefetch.close()  # already taken: a no-op
 
 
+@pytest.mark.parametrize("elsewhere", [False, True])
 def test_other_prefetch_is_released(
-    tmp_path: Path, sem_core: EncryptedLibSQLConnection, sem_master: MasterKey
+    tmp_path: Path, sem_core: EncryptedLibSQLConnection, sem_master: MasterKey, elsewhere: bool
 ) -> None:
+    """Another prefix on the same directory is closed *before* the store opens its own
+    client (chromadb shares one system per path); another directory is closed lazily."""
     other = SemanticMemoryStore.prefetch_index(
-        chroma_path=tmp_path / "chroma", config=SemanticConfig(collection_prefix="other-prefix")
+        chroma_path=tmp_path / ("elsewhere" if elsewhere else "chroma"),
+        config=SemanticConfig(collection_prefix="other-prefix"),
     )
     with SemanticMemoryStore.open(
         sem_core, sem_master, HashingEncoder(), chroma_path=tmp_path / "chroma", prefetched=other
     ) as store:
+        if not elsewhere:
+            assert other.future.done() and other.future.result()._closed
         store.add_segments(corpus_segments())
         assert store._index is not other.future.result(timeout=60)
-        assert ranked_ids(store, "alice", "golden retriever", mode="bm25")
-    assert other.future.result()._closed  # closed by the store that declined it
+        assert ranked_ids(store, "alice", "golden retriever", mode="dense")
+    other.future.result(timeout=60)
+    for _ in range(600):  # the lazy close runs as the load's done-callback
+        if other.future.result()._closed:
+            break
+        threading.Event().wait(0.1)
+    assert other.future.result()._closed
 
 
 def test_prefetch_of_a_missing_server_fails_only_when_used() -> None:

@@ -209,7 +209,9 @@ class MemoryManager:
                 raise
         finally:
             if prefetch is not None:
-                prefetch.close()  # a no-op once the semantic store has adopted it
+                # A no-op once the semantic store has adopted it. Otherwise (wrong passphrase,
+                # say) wait, so a retry never opens the same Chroma path while this closes.
+                prefetch.close(wait=True)
 
     @classmethod
     def initialize(

@@ -71,8 +71,13 @@ class IndexPrefetch:
         self._taken = True
         return self._executor, self.future
 
-    def close(self) -> None:
-        """Release an index that was never adopted: close it whenever its load finishes."""
+    def close(self, *, wait: bool = False) -> None:
+        """Release an index that was never adopted: close it whenever its load finishes.
+
+        ``wait=True`` returns only once it is closed: needed before another client opens
+        the same directory, because chromadb shares one client system per path in a process
+        and two opening or closing at once have raised inside chromadb.
+        """
         if self._taken:
             return
         self._taken = True
@@ -82,4 +87,4 @@ class IndexPrefetch:
                 done.result().close()
 
         self.future.add_done_callback(close_index)
-        self._executor.shutdown(wait=False)
+        self._executor.shutdown(wait=wait)

@@ -142,7 +142,7 @@ class SemanticMemoryStore:
             self._loader, loading = prefetched.take()
         else:
             if prefetched is not None:
-                prefetched.close()
+                prefetched.close(wait=prefetched.location == location)
             self._loader = ThreadPoolExecutor(1, thread_name_prefix="aico-chroma")
             loading = self._loader.submit(open_and_preload, location, prefix)
         self._index_future: Future[ChromaIndex] = (
