@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from aico.ai.memory.key_rotation import finish_index_rekey
 from aico.ai.memory.manager import configured_encoder, semantic_config, semantic_dir
 from aico.ai.memory.semantic import ReembedProgress, SemanticMemoryStore
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
@@ -30,6 +31,9 @@ def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemo
             check_model=check_model,
         )
         try:
+            if check_model:
+                # A master-key rotation that stopped after retiring the old-key index.
+                finish_index_rekey(semantic, store.data_dir)
             yield semantic
         finally:
             semantic.close()
