@@ -406,7 +406,7 @@ def test_search_works_while_chroma_is_still_loading(sem_open, monkeypatch) -> No
     """Until the background loader has opened Chroma, dense search scans libSQL exactly."""
     import threading
 
-    from aico.ai.memory.semantic import prefetch as loader_module
+    from aico.ai.memory.semantic import store as loader_module
 
     sem_open().add_segments(corpus_segments())
     release = threading.Event()

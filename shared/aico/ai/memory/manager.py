@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 from aico.ai.embeddings import Encoder, default_encoder
 from aico.ai.memory.key_rotation import finish_index_rekey, index_rebuild_pending
 from aico.ai.memory.semantic import (
-    IndexPrefetch,
     Message,
     SearchHit,
     SemanticConfig,
@@ -46,8 +45,7 @@ from aico.ai.memory.working import WorkingMemoryStore, WorkingMessage
 from aico.config import Config, load_config, resolve_data_dir
 from aico.data.repositories import Fact, FactRepository, LogRepository, UserService
 from aico.data.store import DataStore
-from aico.errors import InvalidInput, KeyFileError, ModelMismatch, NotFound
-from aico.security import KeyFile
+from aico.errors import InvalidInput, ModelMismatch, NotFound
 
 __all__ = [
     "ContextBundle",
@@ -160,12 +158,11 @@ class MemoryManager:
         config: Config | None = None,
         encoder: Encoder | None = None,
         clock: Callable[[], float] = time.time,
-        prefetched: IndexPrefetch | None = None,
     ) -> MemoryManager:
         """Open working and semantic memory on an unlocked ``DataStore``."""
         config = config or load_config()
         working, semantic = _open_memory(
-            store, config, encoder or configured_encoder(config), clock, prefetched=prefetched
+            store, config, encoder or configured_encoder(config), clock
         )
         return cls(store, working, semantic, config=config, clock=clock)
 
@@ -183,35 +180,24 @@ class MemoryManager:
     ) -> MemoryManager:
         """Unlock a data dir (see ``DataStore.open``) and open every memory store.
 
-        The model and the Chroma index start loading before the passphrase is stretched:
-        neither needs a key, and both would otherwise hold up the first search (measured
-        in ``scripts/bench/bench_semantic.py``'s cold start).
+        The model starts loading before the passphrase is stretched: it needs no key and
+        would otherwise hold up the first search (cold start 10k: 0.98 -> 0.73 s). Chroma's
+        index is not loaded ahead: its load holds the GIL and so delayed everything else
+        (see ``SemanticMemoryStore``, "Opening and cold start" in docs/semantic-memory.md).
         """
         config = config or load_config(env=env)
         directory = Path(data_dir) if data_dir is not None else resolve_data_dir(config, env)
         encoder = encoder or configured_encoder(config)
         preload_encoder(encoder)
-        # Not while a rotation is unfinished: its resume deletes the local index first.
-        prefetch = (
-            None if _rotation_unfinished(directory) else prefetch_semantic_index(directory, config)
+        store = DataStore.open(
+            directory, passphrase=passphrase, config=config, env=env, interactive=interactive
         )
         try:
-            store = DataStore.open(
-                directory, passphrase=passphrase, config=config, env=env, interactive=interactive
-            )
-            try:
-                store.migrate()
-                return cls.from_store(
-                    store, config=config, encoder=encoder, clock=clock, prefetched=prefetch
-                )
-            except BaseException:
-                store.close()
-                raise
-        finally:
-            if prefetch is not None:
-                # A no-op once the semantic store has adopted it. Otherwise (wrong passphrase,
-                # say) wait, so a retry never opens the same Chroma path while this closes.
-                prefetch.close(wait=True)
+            store.migrate()
+            return cls.from_store(store, config=config, encoder=encoder, clock=clock)
+        except BaseException:
+            store.close()
+            raise
 
     @classmethod
     def initialize(
@@ -573,7 +559,6 @@ def _open_semantic(
     store: DataStore,
     config: Config,
     encoder: Encoder,
-    prefetched: IndexPrefetch | None = None,
 ) -> SemanticMemoryStore:
     url = config.section("memory.semantic")["chroma_url"] or None
     return SemanticMemoryStore.open(
@@ -583,7 +568,6 @@ def _open_semantic(
         chroma_path=None if url else semantic_dir(store.data_dir),
         chroma_url=url,
         config=semantic_config(config),
-        prefetched=prefetched,
     )
 
 
@@ -593,7 +577,6 @@ def _open_memory(
     encoder: Encoder,
     clock: Callable[[], float],
     *,
-    prefetched: IndexPrefetch | None = None,
     finish_rekey: bool = True,
 ) -> tuple[WorkingMemoryStore, SemanticMemoryStore]:
     """Working and semantic memory under the store's key.
@@ -605,7 +588,7 @@ def _open_memory(
         store.data_dir, store.master_key, config, metadata=store.connection("core"), clock=clock
     )
     try:
-        semantic = _open_semantic(store, config, encoder, prefetched)
+        semantic = _open_semantic(store, config, encoder)
         try:
             if finish_rekey:
                 finish_index_rekey(semantic, store.data_dir)
@@ -616,27 +599,6 @@ def _open_memory(
         working.close()
         raise
     return working, semantic
-
-
-def _rotation_unfinished(data_dir: Path) -> bool:
-    """A rotation is pending in the key file, or its index rebuild is not done yet."""
-    key_path = KeyFile.default_path(data_dir)
-    try:
-        pending = key_path.exists() and KeyFile.load(key_path).rotation_pending
-    except KeyFileError:
-        pending = False  # DataStore.open reports the broken key file
-    return pending or index_rebuild_pending(data_dir)
-
-
-def prefetch_semantic_index(data_dir: Path, config: Config) -> IndexPrefetch | None:
-    """Start loading the Chroma index of an existing data dir (None if there is none yet)."""
-    url = config.section("memory.semantic")["chroma_url"] or None
-    path = None if url else semantic_dir(data_dir)
-    if path is not None and not path.is_dir():
-        return None
-    return SemanticMemoryStore.prefetch_index(
-        chroma_path=path, chroma_url=url, config=semantic_config(config)
-    )
 
 
 def semantic_dir(data_dir: str | Path) -> Path:

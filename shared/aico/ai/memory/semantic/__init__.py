@@ -12,7 +12,6 @@ from aico.ai.memory.semantic.fts import (
 )
 from aico.ai.memory.semantic.fusion import FusedResult, FusionConfig, FusionMethod, fuse
 from aico.ai.memory.semantic.keys import SemanticKeys
-from aico.ai.memory.semantic.prefetch import IndexPrefetch
 from aico.ai.memory.semantic.rotation import VectorRotation
 from aico.ai.memory.semantic.segmenting import (
     SegmentationConfig,
@@ -36,7 +35,6 @@ __all__ = [
     "FusedResult",
     "FusionConfig",
     "FusionMethod",
-    "IndexPrefetch",
     "IndexReport",
     "Message",
     "ModelInfo",
