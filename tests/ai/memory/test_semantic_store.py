@@ -481,3 +481,18 @@ def test_freed_plaintext_does_not_surface_in_chroma_files(
     sem_store.rebuild()
     sem_store.close()
     assert scan_for(tmp_path / "chroma", [marker.encode()]) == []
+
+
+def test_chroma_loads_after_the_first_search_or_when_needed(sem_open) -> None:
+    """Chroma's load holds the GIL, so opening never starts it; the first search answers
+    from libSQL and then starts it; writes and ``wait_ready`` load it on demand."""
+    sem_open().add_segments(corpus_segments())
+    store = sem_open()
+    assert store._index_future is None
+    first = ranked_ids(store, "alice", "golden retriever swimming", mode="dense")
+    assert store._index_future is not None
+    assert store.wait_ready(timeout=60)
+    assert ranked_ids(store, "alice", "golden retriever swimming", mode="dense") == first
+    writer = sem_open()
+    writer.add_segments([Segment("alice", "a new note about kayaks", T0)])
+    assert writer._index_if_ready() is not None and writer.verify_index().ok
