@@ -69,3 +69,26 @@ def test_data_dir_resolution(tmp_path):
     config = load_config(env={}, overrides={"storage": {"data_dir": str(tmp_path / "x")}})
     assert resolve_data_dir(config, {}) == tmp_path / "x"
     assert resolve_data_dir(load_config(env={}), {}).name == "aico"
+
+
+def test_semantic_retrieval_settings_reach_the_store_config() -> None:
+    from aico.ai.memory.manager import semantic_config
+    from aico.ai.memory.semantic import SemanticConfig
+
+    assert semantic_config(load_config(env={})) == SemanticConfig()
+    tuned = semantic_config(
+        load_config(
+            env={
+                "AICO_MEMORY__SEMANTIC__SEGMENT_UNIT": "session",
+                "AICO_MEMORY__SEMANTIC__EMBED_ROLES": '["user"]',
+                "AICO_MEMORY__SEMANTIC__FUSION_BM25_WEIGHT": "0.8",
+            }
+        )
+    )
+    assert tuned.segmentation.unit == "session"
+    assert tuned.segmentation.embed_roles == ("user",)
+    assert tuned.fusion.bm25_weight == 0.8
+    with pytest.raises(ConfigError):
+        semantic_config(load_config(env={"AICO_MEMORY__SEMANTIC__SEGMENT_UNIT": "paragraph"}))
+    with pytest.raises(ConfigError):
+        load_config(env={"AICO_MEMORY__SEMANTIC__FTS_ROLES": "user"})  # not a list

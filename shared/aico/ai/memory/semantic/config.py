@@ -108,7 +108,8 @@ class SemanticConfig:
             elif key.startswith("segment_") and key[8:] in segment_keys:
                 segmentation[key[8:]] = value
             elif key in ("fts_roles", "embed_roles"):
-                segmentation[key] = None if value is None else tuple(value)
+                # None or an empty list: every role (a TOML file has no null).
+                segmentation[key] = tuple(value) if value else None
             elif key in known:
                 direct[key] = value
             else:
