@@ -8,6 +8,7 @@ what these tests read.
 from __future__ import annotations
 
 import gc
+import platform
 import re
 import struct
 import subprocess
@@ -117,3 +118,9 @@ def test_new_chroma_indexes_persist_zeros_in_unused_slots(
         assert unused_data.count(0) == len(unused_data), f"{index_dir.name}: recycled memory"
         # length.bin's 400 bytes may come from a Chroma thread's own tcache (not filled).
         assert PRINTABLE_RUN.findall(unused_lengths) == []
+
+
+def test_release_free_memory_runs_on_glibc() -> None:
+    from aico.ai.memory.semantic._heap import release_free_memory
+
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")

@@ -25,7 +25,7 @@ import ctypes
 import logging
 import threading
 
-__all__ = ["FILL_BYTE", "harden_heap"]
+__all__ = ["FILL_BYTE", "harden_heap", "release_free_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -63,4 +63,23 @@ def _set_perturb(byte: int) -> bool:
         log.debug("mallopt(M_PERTURB) refused: heap fill for embedded Chroma not available")
         return False
     log.debug("glibc M_PERTURB set: freed memory no longer reaches Chroma's files")
+    return True
+
+
+def release_free_memory() -> bool:
+    """Give free heap pages back to the OS (glibc ``malloc_trim``); True if it ran.
+
+    Why: chromadb's import and HNSW load leave ~30 MB of freed but retained heap behind
+    (measured: RSS 349 -> 321 MB after loading a 10k-vector index), which counts against
+    the process's memory budget for as long as it runs. Never raises.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018  (glibc-only symbol: the probe)
+        trim = libc.malloc_trim
+    except (OSError, TypeError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    trim(0)
     return True

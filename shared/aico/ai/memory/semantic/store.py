@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
+from aico.ai.memory.semantic._heap import release_free_memory
 from aico.ai.memory.semantic.config import SemanticConfig
 from aico.ai.memory.semantic.fts import (
     fts_create_statement,
@@ -1184,6 +1185,7 @@ def _open_index(location: ChromaLocation, prefix: str, adopted: bool) -> ChromaI
     except BaseException:
         index.close()
         raise
+    release_free_memory()
     return index
 
 
