@@ -31,11 +31,32 @@ import lmdb
 
 from aico.errors import AicoError, WorkingMemoryError
 
-__all__ = ["DB_NAMES", "SharedEnv", "acquire", "generation", "release"]
+__all__ = [
+    "CANARY",
+    "DB_BY_USER",
+    "DB_EXPIRY",
+    "DB_MESSAGES",
+    "DB_META",
+    "DB_NAMES",
+    "DB_SESSIONS",
+    "DB_VALUES",
+    "SharedEnv",
+    "acquire",
+    "generation",
+    "release",
+]
 
 T = TypeVar("T")
 
-DB_NAMES: Final = (b"meta", b"messages", b"values", b"sessions", b"by_user", b"expiry")
+# The named databases of the environment, and the meta key of the key-check canary.
+DB_META: Final = b"meta"
+DB_MESSAGES: Final = b"messages"
+DB_VALUES: Final = b"values"
+DB_SESSIONS: Final = b"sessions"
+DB_BY_USER: Final = b"by_user"
+DB_EXPIRY: Final = b"expiry"
+DB_NAMES: Final = (DB_META, DB_MESSAGES, DB_VALUES, DB_SESSIONS, DB_BY_USER, DB_EXPIRY)
+CANARY: Final = b"canary"
 _RETRIES: Final = 64
 _FORK_QUIESCE_TIMEOUT_S: Final = 5.0
 _PAGE: Final = 4096

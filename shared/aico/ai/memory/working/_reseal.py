@@ -22,6 +22,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from aico.ai.memory.working._codec import decode_message, decode_session, value_ids
+from aico.ai.memory.working._env import (
+    CANARY,
+    DB_BY_USER,
+    DB_EXPIRY,
+    DB_MESSAGES,
+    DB_META,
+    DB_SESSIONS,
+    DB_VALUES,
+)
 from aico.ai.memory.working._keys import (
     TAG_MESSAGE,
     TAG_SESSION,
@@ -38,13 +47,13 @@ __all__ = ["ResealReport", "reseal_records"]
 
 log = logging.getLogger(__name__)
 
-_M: Final = b"messages"
-_V: Final = b"values"
-_S: Final = b"sessions"
-_U: Final = b"by_user"
-_X: Final = b"expiry"
-_META: Final = b"meta"
-_CANARY: Final = b"canary"
+_M: Final = DB_MESSAGES
+_V: Final = DB_VALUES
+_S: Final = DB_SESSIONS
+_U: Final = DB_BY_USER
+_X: Final = DB_EXPIRY
+_META: Final = DB_META
+_CANARY: Final = CANARY
 
 
 @dataclass(frozen=True)

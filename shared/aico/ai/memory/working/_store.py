@@ -81,16 +81,16 @@ _MAX_ID_CHARS: Final = 128
 _MAX_ROLE_CHARS: Final = 32
 _MAX_VALUE_KEY_CHARS: Final = 512
 _SWEEP_BATCH: Final = 2000
-_CANARY: Final = b"canary"
+_CANARY: Final = _env.CANARY
 _FORMAT_KEY: Final = b"format"
 _FORMAT: Final = b"1"
 
-_M: Final = b"messages"
-_V: Final = b"values"
-_S: Final = b"sessions"
-_U: Final = b"by_user"
-_X: Final = b"expiry"
-_META: Final = b"meta"
+_M: Final = _env.DB_MESSAGES
+_V: Final = _env.DB_VALUES
+_S: Final = _env.DB_SESSIONS
+_U: Final = _env.DB_BY_USER
+_X: Final = _env.DB_EXPIRY
+_META: Final = _env.DB_META
 _TAG_DB: Final = {TAG_MESSAGE: _M, TAG_VALUE: _V, TAG_SESSION: _S}
 
 # py-lmdb's stubs type every read as ``bytes | memoryview`` (it depends on ``buffers=``);
