@@ -685,13 +685,8 @@ class SemanticMemoryStore:
         expression = match_expression(self._prune_terms(user_id, terms))
         if expression is None:
             return []
-        # The user tag costs a second posting list as long as the user's segments and doubles
-        # the BM25 work per match (100k segments: median 6.6 -> 16 ms). When every segment is
-        # this user's, it filters nothing, so it is left out; ids are still checked against
-        # the user before any text is read.
-        scoped_user = None if self._sole_user(user_id) else user_id
         match = scoped_expression(
-            expression, scoped_user, conversation_id=conversation_id, role=role
+            expression, self._fts_user_scope(user_id), conversation_id=conversation_id, role=role
         )
         # FTS5's bm25() is lower-is-better. Ordering by the selected alias puts one bm25()
         # call in the program (EXPLAIN); selecting -bm25() and ordering by bm25() had two.
@@ -714,6 +709,16 @@ class SemanticMemoryStore:
             )
             rows = self._conn.fetch_all(sql, (match, *params, n))
         return [(int(r["id"]), -float(r["score"])) for r in rows]
+
+    def _fts_user_scope(self, user_id: str) -> str | None:
+        """The user to put in an FTS5 MATCH as a tag, or None when it would filter nothing.
+
+        The tag's posting list is as long as the user's segments and doubled the BM25 work
+        per match (100k segments: median 6.6 -> 16 ms; a frequent term's count: up to 8 ms
+        -> about 1 ms). In a one-user store it is left out; ids are still checked against
+        the user before any text is read.
+        """
+        return None if self._sole_user(user_id) else user_id
 
     def _sole_user(self, user_id: str) -> bool:
         """True if every stored segment belongs to ``user_id`` (two index probes, ~30 µs)."""
@@ -776,10 +781,7 @@ class SemanticMemoryStore:
         )
 
     def _count_fts_term(self, user_id: str, term: str) -> int:
-        # The user tag's posting list is as long as the user's segments: leave it out when
-        # it filters nothing (a frequent term's count: up to 8 ms -> about 1 ms at 100k).
-        scope = None if self._sole_user(user_id) else user_id
-        match = scoped_expression(match_expression([term]) or "", scope)
+        match = scoped_expression(match_expression([term]) or "", self._fts_user_scope(user_id))
         return int(
             self._conn.fetch_value(
                 f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (match,)
