@@ -1,8 +1,9 @@
 """LongMemEval (oracle) loading and session-level scoring for the pooled-corpus protocol.
 
 Why a separate module: the end-to-end benchmark (``longmemeval.py``) and the throwaway
-experiments under ``experiments/`` must load, deduplicate and score the data identically,
-otherwise their numbers could not be compared.
+experiments quoted in docs/benchmarks.md (``scripts/bench/experiments/`` at commit ff8ca57,
+since removed) must load, deduplicate and score the data identically, otherwise their
+numbers could not be compared.
 
 Protocol: every unique haystack session of the oracle file goes into ONE corpus (one user);
 the non-abstention questions (id not ending in ``_abs``) are asked against it; a question's
