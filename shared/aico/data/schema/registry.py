@@ -186,11 +186,17 @@ class SchemaRegistry:
 
     @classmethod
     def apply_core_schemas(cls, conn: Any, database: str = "core") -> list[tuple[str, int]]:
-        """Apply the default registry's schemas for ``database``. Raises on any failure."""
-        from aico.data.schemas import load_feature_schemas  # registers the built-ins
+        """Upgrade ``conn`` to head for every schema of ``database`` in the default registry.
+
+        The set is the one ``DataStore.migrate`` applies: the built-in schemas (registered
+        by importing ``aico.data.schemas``) plus the feature schemas that live beside their
+        feature (``load_feature_schemas``, e.g. "semantic"). Returns ``(schema, version)``
+        for each version applied, ``[]`` when already at head; raises on any failure.
+        """
+        # Lazy: aico.data.schemas (like the runner, imported in ``apply``) imports this module.
+        from aico.data.schemas import load_feature_schemas
 
         load_feature_schemas()
-
         return default_registry.apply(conn, database)
 
 
