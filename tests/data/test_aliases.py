@@ -14,14 +14,13 @@ from aico.data.libsql.registry import SchemaRegistry
 SchemaRegistry.apply_core_schemas(connection)
 """
 
+# Tables of the "core" schema and of the "semantic" feature schema, both in database core.
 CORE_TABLES = {
     "users",
     "logs",
     "facts",
     "feedback_events",
     "tasks",
-    "session_metadata",
-    "memory_messages",
     "semantic_segments",
     "semantic_outbox",
 }
@@ -71,7 +70,7 @@ def test_documented_snippet_applies_every_core_schema(open_db):
     # the set is the one DataStore.migrate applies (the default registry after loading).
     statuses = Migrator(connection, "core").status()
     assert {s.schema for s in statuses} == {s.name for s in default_registry.schemas("core")}
-    assert {"core", "memory", "semantic"} <= {s.schema for s in statuses}
+    assert {"core", "semantic"} <= {s.schema for s in statuses}
     assert all(s.at_head and s.pending == () for s in statuses)
     assert Migrator(connection, "core").plan() == []
     assert SchemaRegistry.apply_core_schemas(connection) == []
