@@ -35,6 +35,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from aico.errors import InvalidInput, KeyFileError, WrongPassphrase
+from aico.layout import DataDir
 from aico.security import _atomic
 from aico.security.kdf import KdfParams, derive_kek
 from aico.security.master_key import MASTER_KEY_LENGTH, MasterKey
@@ -152,8 +153,8 @@ class KeyFile:
 
     @staticmethod
     def default_path(data_dir: str | os.PathLike[str]) -> Path:
-        """``<data_dir>/keys/master.key``."""
-        return Path(data_dir) / "keys" / "master.key"
+        """``<data_dir>/keys/master.key`` (``DataDir(data_dir).key_file``)."""
+        return DataDir(data_dir).key_file
 
     # ----------------------------------------------------------------- (de)serialisation
 
