@@ -18,20 +18,23 @@ Messages never contain user content: they name keys, paths, schemas and versions
     ├── StorageError
     │   ├── DatabaseCorrupted           a database did not open or check with the right key
     │   ├── DatabaseBusy                a lock could not be taken within busy_timeout
+    │   ├── StoreBusy                   the data dir is in use where exclusive use is needed
     │   ├── ConstraintViolation         a CHECK / UNIQUE / FOREIGN KEY constraint failed
     │   ├── QueryError                  any other statement failure
-    │   └── StoreClosed                 an operation on a closed store or connection
-    ├── SchemaError
-    │   ├── RegistrationError           a schema definition is invalid (gaps, duplicates)
-    │   ├── MigrationError              a migration or rollback statement failed
-    │   ├── ChecksumMismatch            an applied version's SQL changed in code
-    │   └── DatabaseNewerThanCode       the database is at a version the code does not know
-    ├── WorkingMemoryError              LMDB-side failures that are not security errors
-    └── SemanticMemoryError
-        └── ModelMismatch               the store was built with another embedding model
+    │   ├── StoreClosed                 an operation on a closed store or connection
+    │   ├── WorkingMemoryError          LMDB-side failures that are not security errors
+    │   └── SemanticMemoryError
+    │       └── ModelMismatch           the store was built with another embedding model
+    └── SchemaError
+        ├── RegistrationError           a schema definition is invalid (gaps, duplicates)
+        ├── MigrationError              a migration or rollback statement failed
+        ├── ChecksumMismatch            an applied version's SQL changed in code
+        └── DatabaseNewerThanCode       the database is at a version the code does not know
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 __all__ = [
     "AicoError",
@@ -54,6 +57,7 @@ __all__ = [
     "SecurityError",
     "SemanticMemoryError",
     "StorageError",
+    "StoreBusy",
     "StoreClosed",
     "WorkingMemoryError",
     "WrongPassphrase",
@@ -106,6 +110,20 @@ class DatabaseCorrupted(StorageError):
 
 class DatabaseBusy(StorageError):
     """A lock could not be taken within the configured busy timeout."""
+
+
+class StoreBusy(StorageError):
+    """The data dir is open elsewhere, so an operation that needs it alone was refused.
+
+    Raised up front, before anything is changed: by a master-key rotation while another
+    store (in any process) has the data dir open, and by an open while a rotation holds it.
+    ``pids`` are the other holders' process ids (one per open store; may be empty when a
+    holder could not be identified). Close them and retry.
+    """
+
+    def __init__(self, message: str, *, pids: Iterable[int] = ()) -> None:
+        super().__init__(message)
+        self.pids: tuple[int, ...] = tuple(pids)
 
 
 class ConstraintViolation(StorageError):
