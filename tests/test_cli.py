@@ -45,6 +45,7 @@ def test_status_json_and_check(initialized):
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)["schemas"]
     assert {r["database"] for r in rows} >= {"core", "conversations", "sessions", "knowledge"}
+    assert "semantic" in {r["schema"] for r in rows}  # the memory layer's schema is given
     assert all(r["pending"] == [] and r["checksum_state"] == "ok" for r in rows)
 
 
@@ -95,6 +96,40 @@ def test_change_passphrase_and_rotate(initialized):
     result = run(moved, "keys", "rotate")
     assert result.exit_code == 0 and "master key rotated" in result.output
     assert run(moved, "db", "verify").exit_code == 0
+
+
+HOLDER = "import sys; from aico.locking import DirLock; d = DirLock(sys.argv[1]); " + (
+    "print('ready', flush=True); sys.stdin.readline()"
+)
+
+
+def test_rotate_is_refused_while_another_process_has_the_data_dir_open(initialized):
+    import subprocess
+    import sys
+
+    from aico.layout import DataDir
+
+    data_dir = initialized["AICO_DATA_DIR"]
+    before = DataDir(data_dir).key_file.read_bytes()
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLDER, data_dir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "ready"
+        result = run(initialized, "keys", "rotate")
+        holder.stdin.close()
+        assert holder.wait(timeout=60) == 0
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: the data dir {data_dir} is open in another process (pid {holder.pid}); "
+        "close it and retry\n"
+    )
+    assert DataDir(data_dir).key_file.read_bytes() == before
+    result = run(initialized, "keys", "rotate")
+    assert result.exit_code == 0 and "master key rotated" in result.output
 
 
 def test_keyring_remember_without_backend(initialized):

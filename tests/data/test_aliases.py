@@ -83,11 +83,10 @@ def test_documented_snippet_applies_every_core_schema(open_db):
 
 
 def test_apply_core_schemas_returns_the_steps_applied(open_db):
+    import aico.ai.memory.semantic.schema  # noqa: F401  (the plan sees what the call adds)
     from aico.data.libsql.registry import SchemaRegistry
     from aico.data.schema import Migrator
-    from aico.data.schemas import load_feature_schemas
 
-    load_feature_schemas()  # so the plan sees the feature schemas the call will register
     connection = open_db()
     planned = [(step.schema, step.version) for step in Migrator(connection, "core").plan()]
     applied = SchemaRegistry.apply_core_schemas(connection)

@@ -115,6 +115,51 @@ def test_master_key_rotation_rekeys_every_database(store, test_config):
         assert all(s.at_head for db in again.status() for s in db.schemas)
 
 
+def test_rotation_steps_are_given_and_a_resumed_open_runs_them(store, test_config):
+    assert dict(store.rotation_steps) == {}  # nothing is discovered
+    calls: list[tuple[str, str, str]] = []
+
+    def record(name):
+        def step(s, old, new):
+            assert s.master_key == new  # every database already opens with the new key
+            calls.append((name, old.key_id, new.key_id))
+            return {"n": 1}
+
+        return step
+
+    def crash(s, old, new):
+        raise RuntimeError("power cut in a step")
+
+    store.close()
+    opened = DataStore.open(
+        store.data_dir,
+        passphrase=PASSPHRASE,
+        config=test_config,
+        rotation_steps={"first": record("first"), "second": crash},
+    )
+    with pytest.raises(RuntimeError):
+        opened.rotate_master_key(PASSPHRASE)
+    opened.close()
+    assert KeyFile.load(store.key_path).rotation_pending
+    steps = {"first": record("first"), "second": record("second")}
+    skipped = DataStore.open(
+        store.data_dir,
+        passphrase=PASSPHRASE,
+        config=test_config,
+        rotation_steps=steps,
+        resume_rotation=False,
+    )
+    skipped.close()
+    assert KeyFile.load(store.key_path).rotation_pending  # left to the caller's rotation
+    with DataStore.open(
+        store.data_dir, passphrase=PASSPHRASE, config=test_config, rotation_steps=steps
+    ) as again:
+        assert not KeyFile.load(store.key_path).rotation_pending
+        assert again.last_rotation == {"first": {"n": 1}, "second": {"n": 1}}
+    assert [name for name, *_ in calls] == ["first", "first", "second"]
+    assert len({(old, new) for _, old, new in calls}) == 1  # the resume used the same keys
+
+
 CRASHING_ROTATION = textwrap.dedent(
     """
     import os, sys

@@ -19,6 +19,7 @@ import click
 
 from aico.config import Config, load_config, resolve_data_dir
 from aico.errors import AicoError, InvalidInput
+from aico.layout import DataDir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,6 +46,10 @@ class CliState:
         if self.data_dir_option is not None:
             return self.data_dir_option
         return resolve_data_dir(self.config)
+
+    @property
+    def layout(self) -> DataDir:
+        return DataDir(self.data_dir)
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)

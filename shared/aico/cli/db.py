@@ -8,12 +8,13 @@ from typing import Any
 
 import click
 
+from aico.ai.memory.stores import open_data_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 from aico.data.store import DatabaseStatus, DataStore
 
 
 def _open(state: CliState) -> DataStore:
-    return DataStore.open(state.data_dir, config=state.config)
+    return open_data_store(state.layout, config=state.config)
 
 
 def _status_rows(statuses: list[DatabaseStatus]) -> list[dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from aico.ai.memory.manager import MemoryManager
+from aico.ai.memory.stores import initialize_data_store, open_data_store
 from aico.cli._common import (
     NEW_PASSPHRASE_ENV,
     CliState,
@@ -12,7 +13,7 @@ from aico.cli._common import (
     pass_state,
     read_passphrase,
 )
-from aico.data.store import DataStore, kdf_params_from_config
+from aico.data.store import kdf_params_from_config
 from aico.security import (
     ENV_PASSPHRASE,
     KeyFile,
@@ -27,7 +28,7 @@ from aico.security import (
 def init_cmd(state: CliState) -> None:
     """Create a new encrypted store: key file + every database at its latest schema."""
     passphrase = read_passphrase("New passphrase", confirm=True, env_name=ENV_PASSPHRASE)
-    with DataStore.initialize(state.data_dir, passphrase, config=state.config) as store:
+    with initialize_data_store(state.layout, passphrase, config=state.config) as store:
         key_id = store.master_key.key_id
     click.echo(f"created encrypted store in {state.data_dir} (key id {key_id})")
 
@@ -42,7 +43,7 @@ def keys_group() -> None:
 @handle_errors
 def change_passphrase_cmd(state: CliState) -> None:
     """Re-wrap the master key under a new passphrase (O(1): no data is rewritten)."""
-    path = KeyFile.default_path(state.data_dir)
+    path = state.layout.key_file
     old = read_passphrase("Current passphrase", confirm=False, env_name=ENV_PASSPHRASE)
     new = read_passphrase("New passphrase", confirm=True, env_name=NEW_PASSPHRASE_ENV)
     KeyFile.change_passphrase(path, old, new, kdf_params_from_config(state.config))
@@ -58,12 +59,15 @@ def rotate_cmd(state: CliState) -> None:
     Covers every libSQL database (rekeyed), working memory (every LMDB entry re-sealed,
     nothing dropped) and the Chroma index (old vectors deleted, rebuilt from libSQL under
     the new keys). Crash-safe: an interrupted run is finished by running it again or by
-    the next open with the passphrase. Stop other aico processes first.
+    the next open with the passphrase. Refused, with the pids of the holders, while any
+    other process has the data dir open.
     """
     passphrase = read_passphrase("Passphrase", confirm=False, env_name=ENV_PASSPHRASE)
-    path = KeyFile.default_path(state.data_dir)
     service = state.config.get("security.keyring_service")
-    store = DataStore.from_config(state.data_dir, KeyFile.unlock(path, passphrase), state.config)
+    # The rotation below resumes an interrupted one itself.
+    store = open_data_store(
+        state.layout, passphrase=passphrase, config=state.config, resume_rotation=False
+    )
     try:
         report = MemoryManager.rotate_store(store, passphrase, config=state.config)
         if forget_from_keyring(report.old_key_id, service):
@@ -99,7 +103,7 @@ def rotate_cmd(state: CliState) -> None:
 def remember_cmd(state: CliState) -> None:
     """Store the master key (never the passphrase) in the OS keyring."""
     passphrase = read_passphrase("Passphrase", confirm=False, env_name=ENV_PASSPHRASE)
-    master = KeyFile.unlock(KeyFile.default_path(state.data_dir), passphrase)
+    master = KeyFile.unlock(state.layout.key_file, passphrase)
     if remember_in_keyring(master, state.config.get("security.keyring_service")):
         click.echo("master key stored in the OS keyring")
     else:
@@ -112,6 +116,6 @@ def remember_cmd(state: CliState) -> None:
 @handle_errors
 def forget_cmd(state: CliState) -> None:
     """Remove the master key from the OS keyring."""
-    key_id = KeyFile.load(KeyFile.default_path(state.data_dir)).key_id
+    key_id = KeyFile.load(state.layout.key_file).key_id
     removed = forget_from_keyring(key_id, state.config.get("security.keyring_service"))
     click.echo("removed from the OS keyring" if removed else "nothing stored in the OS keyring")

@@ -8,17 +8,15 @@ from contextlib import contextmanager
 
 import click
 
+from aico.ai.memory.stores import open_data_store
 from aico.ai.memory.working import WorkingMemoryStore, list_session, status, sweep
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
-from aico.data.store import DataStore
 
 
 @contextmanager
 def _open(state: CliState) -> Iterator[WorkingMemoryStore]:
-    with DataStore.open(state.data_dir, config=state.config) as store:
-        wm = WorkingMemoryStore.from_config(
-            state.data_dir, store.master_key, state.config, metadata=store.connection("core")
-        )
+    with open_data_store(state.layout, config=state.config) as store:
+        wm = WorkingMemoryStore.from_config(state.data_dir, store.master_key, state.config)
         try:
             yield wm
         finally:

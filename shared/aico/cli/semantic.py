@@ -10,22 +10,22 @@ from typing import Any
 import click
 
 from aico.ai.memory.key_rotation import finish_index_rekey
-from aico.ai.memory.manager import configured_encoder, semantic_config, semantic_dir
+from aico.ai.memory.manager import configured_encoder, semantic_config
 from aico.ai.memory.semantic import ReembedProgress, SemanticMemoryStore
+from aico.ai.memory.stores import open_data_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
-from aico.data.store import DataStore
 
 
 @contextmanager
 def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemoryStore]:
-    with DataStore.open(state.data_dir, config=state.config) as store:
+    with open_data_store(state.layout, config=state.config) as store:
         store.migrate()
         url = state.config.get("memory.semantic.chroma_url") or None
         semantic = SemanticMemoryStore.open(
             store.connection("core"),
             store.master_key,
             configured_encoder(state.config),
-            chroma_path=None if url else semantic_dir(store.data_dir),
+            chroma_path=None if url else store.layout.chroma,
             chroma_url=url,
             config=semantic_config(state.config),
             check_model=check_model,
@@ -33,7 +33,7 @@ def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemo
         try:
             if check_model:
                 # A master-key rotation that stopped after retiring the old-key index.
-                finish_index_rekey(semantic, store.data_dir)
+                finish_index_rekey(semantic, store.layout)
             yield semantic
         finally:
             semantic.close()

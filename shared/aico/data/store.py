@@ -2,67 +2,57 @@
 
 It owns the connections (one ``EncryptedLibSQLConnection`` per database, opened lazily and
 shared across threads), runs the migration runner per database, and rotates the master
-key. Repositories take the connections it hands out; they never open databases.
+key. Repositories take the connections it hands out; they never open databases. Every path
+comes from its ``DataDir`` (``store.layout``).
 
-Data kept outside libSQL under keys derived from the master key (working memory, the
-Chroma index) joins a rotation through *rotation steps*: modules named in
-``ROTATION_STEP_MODULES`` register them when imported, and they are imported on demand, like
-the feature schemas, so every rotation and every resumed one runs them without ``aico.data``
-importing the memory packages.
+Its dependencies are given, never discovered: the schema ``registry`` (by default the
+built-in schemas of ``aico.data.schemas``) and the ``rotation_steps`` that move data kept
+outside libSQL under keys derived from the master key (working memory, the Chroma index)
+to a new key. ``aico.ai.memory.stores`` opens a store with the memory layer's schemas and
+steps; a ``DataStore`` built without them rotates the databases only.
+
+While open, a store holds its data dir shared (``aico.locking.DirLock``): other stores, in
+this process or others, may be open at the same time. ``rotate_master_key`` needs the data
+dir alone and raises ``StoreBusy`` up front otherwise.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
+import aico.data.schemas  # noqa: F401  (registers the built-in schemas in default_registry)
 from aico.config import Config, load_config, resolve_data_dir
 from aico.data.libsql import EncryptedLibSQLConnection, SQLiteSettings
 from aico.data.schema import MigrationStep, Migrator, SchemaRegistry, SchemaStatus
 from aico.data.schema.registry import default_registry
-from aico.data.schemas import DATABASE_FILES, load_feature_schemas
 from aico.errors import DatabaseCorrupted, InvalidInput, KeyFileError, StoreClosed
+from aico.layout import DataDir
+from aico.locking import DirLock
 from aico.security import KdfParams, KeyFile, MasterKey, Purpose, unlock_master_key
 
 __all__ = [
-    "ROTATION_STEP_MODULES",
     "DataStore",
     "DatabaseStatus",
     "RotationStep",
     "kdf_params_from_config",
-    "register_rotation_step",
-    "rotation_steps",
 ]
 
 RotationStep = Callable[["DataStore", MasterKey, MasterKey], Mapping[str, int] | None]
 """``step(store, old, new)``: re-key data kept outside libSQL; returns counts for a report.
 
 Called while the new key is still *pending* in the key file, after every database was
-rekeyed (``store`` already uses ``new``). It must be idempotent and must leave data that
-one of the two keys opens at every instant: a crash makes the resumed rotation call it
-again with the same keys, and only after every step returned does the key file drop ``old``.
+rekeyed (``store`` already uses ``new``), with the data dir held exclusively. It must be
+idempotent and must leave data that one of the two keys opens at every instant: a crash
+makes the resumed rotation call it again with the same keys, and only after every step
+returned does the key file drop ``old``.
 """
-
-#: Modules that register rotation steps when imported (imported on demand).
-ROTATION_STEP_MODULES: tuple[str, ...] = ("aico.ai.memory.key_rotation",)
-_rotation_steps: dict[str, RotationStep] = {}
-
-
-def register_rotation_step(name: str, step: RotationStep) -> None:
-    """Add (or replace) the rotation step ``name``; steps run in registration order."""
-    _rotation_steps[name] = step
-
-
-def rotation_steps() -> dict[str, RotationStep]:
-    """Every registered rotation step, after importing the modules that register them."""
-    for module in ROTATION_STEP_MODULES:
-        importlib.import_module(module)
-    return dict(_rotation_steps)
 
 
 @dataclass(frozen=True)
@@ -85,80 +75,116 @@ def kdf_params_from_config(config: Config) -> KdfParams:
 
 
 class DataStore:
-    """The encrypted databases of one data dir. Use ``DataStore.open`` or ``initialize``."""
+    """The encrypted databases of one data dir. Use ``DataStore.open`` or ``initialize``.
+
+    ``registry`` defaults to ``default_registry`` (the built-in schemas and whatever else
+    was registered there); ``rotation_steps`` to none. Constructing a store takes its
+    shared hold on the data dir (``StoreBusy`` while a rotation holds it); ``close`` drops
+    it.
+    """
 
     def __init__(
         self,
-        data_dir: str | Path,
+        data_dir: str | os.PathLike[str] | DataDir,
         master: MasterKey,
         *,
         settings: SQLiteSettings | None = None,
         seal: bool = True,
         registry: SchemaRegistry | None = None,
-        databases: Mapping[str, str] | None = None,
+        rotation_steps: Mapping[str, RotationStep] | None = None,
     ) -> None:
-        self.data_dir = Path(data_dir)
+        self.layout = DataDir.of(data_dir)
+        self.data_dir = self.layout.root
         self.settings = settings or SQLiteSettings()
         self.seal = seal
-        if registry is None:
-            load_feature_schemas()
         self.registry = registry if registry is not None else default_registry
-        self.databases = dict(databases or DATABASE_FILES)
+        #: Run in this order by every rotation of this store (a resumed one included).
+        self.rotation_steps: Mapping[str, RotationStep] = MappingProxyType(
+            dict(rotation_steps or {})
+        )
         self._master = master
         self._conns: dict[str, EncryptedLibSQLConnection] = {}
         self._lock = threading.RLock()
         self._closed = False
         #: What each rotation step reported during the last ``rotate_master_key``.
         self.last_rotation: dict[str, dict[str, int]] = {}
+        self._hold = DirLock(self.layout)
 
     # ---- construction --------------------------------------------------------------
 
     @classmethod
     def initialize(
         cls,
-        data_dir: str | Path,
+        data_dir: str | os.PathLike[str] | DataDir,
         passphrase: str,
         *,
         kdf: KdfParams | None = None,
         config: Config | None = None,
         migrate: bool = True,
+        registry: SchemaRegistry | None = None,
+        rotation_steps: Mapping[str, RotationStep] | None = None,
     ) -> DataStore:
         """Create the key file of a new data dir, open it, and apply every schema."""
         config = config or load_config()
-        key_path = KeyFile.default_path(data_dir)
-        master = KeyFile.create(key_path, passphrase, kdf or kdf_params_from_config(config))
-        store = cls.from_config(data_dir, master, config)
+        layout = DataDir.of(data_dir)
+        master = KeyFile.create(layout.key_file, passphrase, kdf or kdf_params_from_config(config))
+        store = cls.from_config(
+            layout, master, config, registry=registry, rotation_steps=rotation_steps
+        )
         if migrate:
-            store.migrate()
+            try:
+                store.migrate()
+            except BaseException:
+                store.close()
+                raise
         return store
 
     @classmethod
-    def from_config(cls, data_dir: str | Path, master: MasterKey, config: Config) -> DataStore:
+    def from_config(
+        cls,
+        data_dir: str | os.PathLike[str] | DataDir,
+        master: MasterKey,
+        config: Config,
+        *,
+        registry: SchemaRegistry | None = None,
+        rotation_steps: Mapping[str, RotationStep] | None = None,
+    ) -> DataStore:
+        """A store on an already unlocked ``master`` key, with the settings of ``config``."""
         return cls(
             data_dir,
             master,
             settings=SQLiteSettings.from_mapping(config.section("storage.sqlite")),
             seal=bool(config.get("storage.integrity_seal")),
+            registry=registry,
+            rotation_steps=rotation_steps,
         )
 
     @classmethod
     def open(
         cls,
-        data_dir: str | Path | None = None,
+        data_dir: str | os.PathLike[str] | DataDir | None = None,
         *,
         passphrase: str | None = None,
         config: Config | None = None,
         env: Mapping[str, str] | None = None,
         interactive: bool | None = None,
+        registry: SchemaRegistry | None = None,
+        rotation_steps: Mapping[str, RotationStep] | None = None,
+        resume_rotation: bool = True,
     ) -> DataStore:
         """Unlock an existing data dir (see ``unlock_master_key`` for the sources).
 
-        A master-key rotation that was interrupted is finished first, so no database is
-        ever left readable only by a key the key file no longer calls current.
+        A master-key rotation that was interrupted is finished first (with the given
+        ``rotation_steps``), so no database is ever left readable only by a key the key
+        file no longer calls current. ``resume_rotation=False`` skips that for a caller
+        that rotates next thing anyway (``aico keys rotate``): a rotation resumes a pending
+        one. Until then, databases already rekeyed do not open.
         """
         config = config or load_config(env=env)
-        directory = Path(data_dir) if data_dir is not None else resolve_data_dir(config, env)
-        key_path = KeyFile.default_path(directory)
+        if data_dir is None:
+            data_dir = resolve_data_dir(config, env)
+        layout = DataDir.of(data_dir)
+        key_path = layout.key_file
         if not key_path.exists():
             raise KeyFileError(f"no key file at {key_path}; run 'aico init' to create a store")
         master = unlock_master_key(
@@ -169,32 +195,40 @@ class DataStore:
             interactive=interactive,
             service=config.get("security.keyring_service"),
         )
-        store = cls.from_config(directory, master, config)
-        if KeyFile.load(key_path).rotation_pending:
-            if passphrase is None:
-                raise InvalidInput(
-                    "a master-key rotation was interrupted; run 'aico keys rotate' with the "
-                    "passphrase to finish it"
-                )
-            store.rotate_master_key(passphrase)
+        store = cls.from_config(
+            layout, master, config, registry=registry, rotation_steps=rotation_steps
+        )
+        try:
+            if resume_rotation and KeyFile.load(key_path).rotation_pending:
+                if passphrase is None:
+                    raise InvalidInput(
+                        "a master-key rotation was interrupted; run 'aico keys rotate' with "
+                        "the passphrase to finish it"
+                    )
+                store.rotate_master_key(passphrase)
+        except BaseException:
+            store.close()
+            raise
         return store
 
     # ---- connections ---------------------------------------------------------------
 
     @property
     def key_path(self) -> Path:
-        return KeyFile.default_path(self.data_dir)
+        return self.layout.key_file
 
     @property
     def master_key(self) -> MasterKey:
         return self._master
 
+    @property
+    def databases(self) -> Mapping[str, Path]:
+        """Every database of the data dir: name -> file (``layout.databases``)."""
+        return self.layout.databases
+
     def path_of(self, database: str) -> Path:
-        try:
-            return self.data_dir / self.databases[database]
-        except KeyError:
-            known = ", ".join(sorted(self.databases))
-            raise InvalidInput(f"unknown database {database!r}; known: {known}") from None
+        """The file of ``database``; ``InvalidInput`` naming the known ones otherwise."""
+        return self.layout.database(database)
 
     def _open(self, database: str, master: MasterKey) -> EncryptedLibSQLConnection:
         return EncryptedLibSQLConnection(
@@ -216,7 +250,8 @@ class DataStore:
             return conn
 
     def close(self) -> None:
-        """Close every connection (writing integrity seals). Idempotent."""
+        """Close every connection (writing integrity seals), then drop the hold on the
+        data dir. Idempotent."""
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, {}
@@ -226,6 +261,7 @@ class DataStore:
                 conn.close()
             except Exception as exc:
                 errors.append(exc)
+        self._hold.release()
         if errors:
             raise errors[0]
 
@@ -324,29 +360,37 @@ class DataStore:
     def rotate_master_key(self, passphrase: str) -> str:
         """Replace the master key and rekey every database; returns the new key id.
 
+        Needs the data dir alone: while any other store has it open (in another process,
+        or another ``DataStore`` of this one), ``StoreBusy`` names their pids before the
+        key file is touched. Held exclusively until the rotation returns or fails.
+
         Crash-safe: the new key is first recorded as *pending* in the key file. Each
         database is rekeyed in its own transaction; on resume, a database that already
-        opens with the new key is skipped. Then every rotation step (working memory, the
-        Chroma index: see ``rotation_steps``) moves its data to the new key. Only when all
+        opens with the new key is skipped. Then every rotation step (``rotation_steps``:
+        working memory, the Chroma index) moves its data to the new key. Only when all
         are done does the key file make the new key current. Re-running after a crash
         finishes the job.
         """
-        old, new = KeyFile.begin_rotation(self.key_path, passphrase)
-        if old != self._master and new != self._master:
-            raise InvalidInput("this store was opened with a different master key")
         with self._lock:
-            conns, self._conns = self._conns, {}
-        for conn in conns.values():
-            conn.close()
-        for db in self.databases:
-            if self.path_of(db).exists():
-                self._rekey_one(db, old, new)
-        with self._lock:
-            self._master = new  # every database now opens with the new key only
-        self.last_rotation = {}
-        for name, step in rotation_steps().items():
-            self.last_rotation[name] = dict(step(self, old, new) or {})
-        KeyFile.finish_rotation(self.key_path, passphrase)
+            if self._closed:
+                raise StoreClosed("the data store is closed")
+        with self._hold.exclusive():
+            old, new = KeyFile.begin_rotation(self.key_path, passphrase)
+            if old != self._master and new != self._master:
+                raise InvalidInput("this store was opened with a different master key")
+            with self._lock:
+                conns, self._conns = self._conns, {}
+            for conn in conns.values():
+                conn.close()
+            for db in self.databases:
+                if self.path_of(db).exists():
+                    self._rekey_one(db, old, new)
+            with self._lock:
+                self._master = new  # every database now opens with the new key only
+            self.last_rotation = {}
+            for name, step in self.rotation_steps.items():
+                self.last_rotation[name] = dict(step(self, old, new) or {})
+            KeyFile.finish_rotation(self.key_path, passphrase)
         return new.key_id
 
     def _rekey_one(self, database: str, old: MasterKey, new: MasterKey) -> None:

@@ -21,13 +21,13 @@ import pytest
 from aico.ai.embeddings import HashingEncoder
 from aico.ai.memory import MemoryManager, WorkingMemoryStore
 from aico.ai.memory.key_rotation import index_rebuild_pending
-from aico.ai.memory.manager import semantic_dir
 from aico.ai.memory.semantic.keys import SemanticKeys
 from aico.ai.memory.semantic.rotation import VectorRotation
+from aico.ai.memory.stores import initialize_data_store, open_data_store
 from aico.config import Config
 from aico.data.repositories import UserService
-from aico.data.store import DataStore
 from aico.errors import WrongPassphrase
+from aico.layout import DataDir
 from aico.security import KdfParams, KeyFile, MasterKey
 
 PASSPHRASE = "rotation test passphrase"
@@ -83,7 +83,7 @@ def _old_key_vectors_on_disk(manager: MemoryManager, old: MasterKey) -> int:
         rotation.rotate(np.frombuffer(r["vector"], dtype="<f4")).astype("<f4").tobytes()[:64]
         for r in blobs
     ]
-    files = [f.read_bytes() for f in semantic_dir(manager.store.data_dir).rglob("*") if f.is_file()]
+    files = [f.read_bytes() for f in manager.store.layout.chroma.rglob("*") if f.is_file()]
     return sum(any(n in data for data in files) for n in needles)
 
 
@@ -133,7 +133,7 @@ def test_manager_rotation_covers_working_memory_and_the_index(tmp_path, test_con
     finally:
         m.close()
     with pytest.raises(WrongPassphrase):
-        WorkingMemoryStore(WorkingMemoryStore.default_path(tmp_path / "data"), old).close()
+        WorkingMemoryStore(DataDir(tmp_path / "data").working_memory, old).close()
     again = _open(tmp_path / "data", test_config, clock)
     try:
         contents = [w.content for w in again.working.recent("s-live", newest_first=False)]
@@ -149,10 +149,10 @@ def test_datastore_rotation_alone_covers_memory(tmp_path, test_config) -> None:
     users = _fill(m, clock)
     old = m.store.master_key
     m.close()
-    with DataStore.open(tmp_path / "data", passphrase=PASSPHRASE, config=test_config) as store:
+    with open_data_store(tmp_path / "data", passphrase=PASSPHRASE, config=test_config) as store:
         store.rotate_master_key(PASSPHRASE)
         assert store.last_rotation["working_memory"]["messages"] == 4
-        assert not semantic_dir(store.data_dir).exists()  # old-key vectors deleted at once
+        assert not store.layout.chroma.exists()  # old-key vectors deleted at once
         assert index_rebuild_pending(store.data_dir)
     again = _open(tmp_path / "data", test_config, clock)  # rebuilds the index on open
     try:
@@ -163,7 +163,7 @@ def test_datastore_rotation_alone_covers_memory(tmp_path, test_config) -> None:
 
 
 def test_rotating_twice_and_an_empty_data_dir(tmp_path, test_config) -> None:
-    with DataStore.initialize(tmp_path / "bare", PASSPHRASE, config=test_config) as store:
+    with initialize_data_store(tmp_path / "bare", PASSPHRASE, config=test_config) as store:
         store.rotate_master_key(PASSPHRASE)
         assert store.last_rotation["semantic_index"]["index_rebuild_pending"] == 0
         assert not (tmp_path / "bare" / "memory").exists()  # nothing created
@@ -183,14 +183,14 @@ def test_rotate_store_defers_the_index_when_the_model_differs(tmp_path, test_con
     m = _new_manager(tmp_path / "data", test_config, clock)
     _fill(m, clock)
     m.close()
-    store = DataStore.open(tmp_path / "data", passphrase=PASSPHRASE, config=test_config)
+    store = open_data_store(tmp_path / "data", passphrase=PASSPHRASE, config=test_config)
     try:
         other = HashingEncoder(seed=7)  # another model identity than the stored vectors'
         report = MemoryManager.rotate_store(store, PASSPHRASE, config=test_config, encoder=other)
     finally:
         store.close()
     assert report.index_rebuild_pending and report.index_vectors is None
-    assert not KeyFile.load(KeyFile.default_path(tmp_path / "data")).rotation_pending
+    assert not KeyFile.load(DataDir(tmp_path / "data").key_file).rotation_pending
     assert index_rebuild_pending(tmp_path / "data")
     again = _open(tmp_path / "data", test_config, clock)  # the right model: rebuilt now
     try:
@@ -256,19 +256,17 @@ CRASHING_ROTATION = textwrap.dedent(
             os._exit(17)
         return wrapper
 
-    from aico.data import store as data_store
     from aico.ai.memory import key_rotation
+    steps = key_rotation.ROTATION_STEPS  # what every store the memory layer opens runs
     if point == "before-working-memory":
-        data_store.register_rotation_step("working_memory", die)
+        steps["working_memory"] = die
     elif point == "inside-reseal":  # the LMDB transaction is written but not committed
         from aico.ai.memory.working import _store
         _store.reseal_records = then_die(_store.reseal_records)
     elif point == "after-working-memory":
-        data_store.register_rotation_step(
-            "working_memory", then_die(key_rotation.rekey_working_memory))
+        steps["working_memory"] = then_die(key_rotation.rekey_working_memory)
     elif point == "after-index-retired":
-        data_store.register_rotation_step(
-            "semantic_index", then_die(key_rotation.retire_semantic_index))
+        steps["semantic_index"] = then_die(key_rotation.retire_semantic_index)
     elif point == "before-rebuild":
         from aico.ai.memory.semantic import SemanticMemoryStore
         SemanticMemoryStore.rebuild = die
@@ -295,7 +293,7 @@ CRASH_POINTS = {
 
 def _working_memory_key(data_dir: Path) -> str:
     """Which key file slot opens working memory: never "neither"."""
-    key_path = KeyFile.default_path(data_dir)
+    key_path = DataDir(data_dir).key_file
     candidates = {
         "current": KeyFile.unlock(key_path, PASSPHRASE),
         "pending": KeyFile.pending_rotation(key_path, PASSPHRASE),
@@ -305,7 +303,7 @@ def _working_memory_key(data_dir: Path) -> str:
             continue
         try:
             WorkingMemoryStore(
-                WorkingMemoryStore.default_path(data_dir), key, reconcile_on_open=False
+                DataDir(data_dir).working_memory, key, reconcile_on_open=False
             ).close()
         except WrongPassphrase:
             continue
@@ -338,11 +336,12 @@ def test_rotation_survives_a_crash_anywhere(
     assert proc.returncode == 17, proc.stderr
     assert _working_memory_key(data_dir) == CRASH_POINTS[point]
     finished = point.endswith("rebuild")  # the key file already names the new key
-    assert KeyFile.load(KeyFile.default_path(data_dir)).rotation_pending != finished
+    assert KeyFile.load(DataDir(data_dir).key_file).rotation_pending != finished
     assert index_rebuild_pending(data_dir) == (finished or point == "after-index-retired")
-    if resume == "rerun":  # `aico keys rotate` again
-        key_path = KeyFile.default_path(data_dir)
-        store = DataStore.from_config(data_dir, KeyFile.unlock(key_path, PASSPHRASE), test_config)
+    if resume == "rerun":  # `aico keys rotate` again: its rotation resumes the pending one
+        store = open_data_store(
+            data_dir, passphrase=PASSPHRASE, config=test_config, resume_rotation=False
+        )
         try:
             MemoryManager.rotate_store(
                 store, PASSPHRASE, config=test_config, encoder=HashingEncoder()

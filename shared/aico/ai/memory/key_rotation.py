@@ -1,10 +1,10 @@
 """Master-key rotation for the memory kept outside libSQL: working memory and the Chroma index.
 
 ``DataStore.rotate_master_key`` rekeys the databases and then, while the new key is still
-*pending* in the key file, runs the steps this module registers (see ``ROTATION_STEP_MODULES``
-in ``aico.data.store``). So a first rotation, a re-run of ``aico keys rotate`` and the resume
-in ``DataStore.open`` all cover the same stores, and the old key is dropped from the key file
-only after every step is done:
+*pending* in the key file, runs the store's ``rotation_steps``. ``ROTATION_STEPS`` below are
+the memory layer's; ``aico.ai.memory.stores`` gives them to every store it opens, so a first
+rotation, a re-run of ``aico keys rotate`` and the resume in ``DataStore.open`` all cover
+the same stores, and the old key is dropped from the key file only after every step is done:
 
 1. **working memory** (``rekey_working_memory``): every LMDB record is re-sealed under the new
    subkeys in one atomic LMDB commit (``WorkingMemoryStore.rekey``). At every instant the
@@ -24,7 +24,8 @@ store (a Chroma server's old-key collections too) and writes all vectors under t
 the marker goes only after that succeeded. A crash in between leaves the marker, and the next
 open rebuilds again.
 
-Precondition (as for the libSQL rekey): no other process uses the data dir during rotation.
+Precondition (as for the libSQL rekey): no other store has the data dir open. The rotation
+enforces it: it holds the data dir exclusively and refuses with ``StoreBusy`` otherwise.
 """
 
 from __future__ import annotations
@@ -33,17 +34,19 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from aico.ai.memory.working import WorkingMemoryStore
-from aico.data.store import DataStore, register_rotation_step
+from aico.data.store import DataStore, RotationStep
 from aico.errors import SemanticMemoryError
+from aico.layout import DataDir
 from aico.security import MasterKey
 
 if TYPE_CHECKING:
     from aico.ai.memory.semantic import SemanticMemoryStore
 
 __all__ = [
+    "ROTATION_STEPS",
     "finish_index_rekey",
     "index_rebuild_marker",
     "index_rebuild_pending",
@@ -51,15 +54,13 @@ __all__ = [
     "retire_semantic_index",
 ]
 
-_MARKER: Final = "index-rekey.pending"
 
-
-def index_rebuild_marker(data_dir: str | os.PathLike[str]) -> Path:
+def index_rebuild_marker(data_dir: str | os.PathLike[str] | DataDir) -> Path:
     """The file whose presence says the Chroma index must be rebuilt under the current key."""
-    return Path(data_dir) / "memory" / "semantic" / _MARKER
+    return DataDir.of(data_dir).index_rebuild_marker
 
 
-def index_rebuild_pending(data_dir: str | os.PathLike[str]) -> bool:
+def index_rebuild_pending(data_dir: str | os.PathLike[str] | DataDir) -> bool:
     return index_rebuild_marker(data_dir).exists()
 
 
@@ -99,18 +100,15 @@ def _semantic_in_use(store: DataStore) -> bool:
 
 def rekey_working_memory(store: DataStore, old: MasterKey, new: MasterKey) -> dict[str, int]:
     """Rotation step: re-seal the data dir's working memory under ``new`` (idempotent)."""
-    path = WorkingMemoryStore.default_path(store.data_dir)
-    return WorkingMemoryStore.rekey(path, old, new).as_dict()
+    return WorkingMemoryStore.rekey(store.layout.working_memory, old, new).as_dict()
 
 
 def retire_semantic_index(store: DataStore, old: MasterKey, new: MasterKey) -> dict[str, int]:
     """Rotation step: mark the Chroma index for a rebuild, then delete the local copy."""
-    from aico.ai.memory.manager import semantic_dir
-
-    chroma = semantic_dir(store.data_dir)
+    chroma = store.layout.chroma
     if not chroma.exists() and not _semantic_in_use(store):
         return {"index_rebuild_pending": 0, "local_index_deleted": 0}
-    _write_marker(index_rebuild_marker(store.data_dir), new.key_id)
+    _write_marker(store.layout.index_rebuild_marker, new.key_id)
     deleted = 0
     if chroma.exists():
         try:
@@ -125,7 +123,7 @@ def retire_semantic_index(store: DataStore, old: MasterKey, new: MasterKey) -> d
 
 
 def finish_index_rekey(
-    semantic: SemanticMemoryStore, data_dir: str | os.PathLike[str]
+    semantic: SemanticMemoryStore, data_dir: str | os.PathLike[str] | DataDir
 ) -> int | None:
     """Rebuild the index if a rotation left the marker; the vectors written, or None.
 
@@ -142,5 +140,8 @@ def finish_index_rekey(
     return written
 
 
-register_rotation_step("working_memory", rekey_working_memory)
-register_rotation_step("semantic_index", retire_semantic_index)
+ROTATION_STEPS: dict[str, RotationStep] = {
+    "working_memory": rekey_working_memory,
+    "semantic_index": retire_semantic_index,
+}
+"""The memory layer's rotation steps, in the order they run (read when a store is opened)."""

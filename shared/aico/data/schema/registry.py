@@ -188,15 +188,17 @@ class SchemaRegistry:
     def apply_core_schemas(cls, conn: Any, database: str = "core") -> list[tuple[str, int]]:
         """Upgrade ``conn`` to head for every schema of ``database`` in the default registry.
 
-        The set is the one ``DataStore.migrate`` applies: the built-in schemas (registered
-        by importing ``aico.data.schemas``) plus the feature schemas that live beside their
-        feature (``load_feature_schemas``, e.g. "semantic"). Returns ``(schema, version)``
-        for each version applied, ``[]`` when already at head; raises on any failure.
+        The set is the one a store opened by the memory layer (``aico.ai.memory.stores``)
+        migrates: the built-in schemas of ``aico.data.schemas`` plus the "semantic" feature
+        schema. Returns ``(schema, version)`` for each version applied, ``[]`` when already
+        at head; raises on any failure.
         """
-        # Lazy: aico.data.schemas (like the runner, imported in ``apply``) imports this module.
-        from aico.data.schemas import load_feature_schemas
+        # This compatibility entry point (AICO's documented snippet) is the one place in
+        # aico.data that names a feature schema; ``DataStore`` itself is given its registry.
+        # Lazy: both modules import this one.
+        import aico.ai.memory.semantic.schema  # registers "semantic"
+        import aico.data.schemas  # noqa: F401  (registers the built-ins)
 
-        load_feature_schemas()
         return default_registry.apply(conn, database)
 
 
