@@ -141,17 +141,16 @@ STORE_SETTINGS: dict = {}  # --set key=value: SemanticConfig.from_mapping overri
 
 
 def _open(data_dir: Path, encoder):
-    import aico.ai.memory.semantic.schema  # noqa: F401  (until aico.data.schemas imports it)
     from aico.ai.memory.semantic import SemanticConfig, SemanticMemoryStore
-    from aico.data.store import DataStore
+    from aico.ai.memory.stores import open_data_store
 
-    data = DataStore.open(data_dir, passphrase=PASSPHRASE, config=_config())
+    data = open_data_store(data_dir, passphrase=PASSPHRASE, config=_config())
     conn = data.connection("core")
     store = SemanticMemoryStore.open(
         conn,
         data.master_key,
         encoder,
-        chroma_path=data_dir / "memory" / "semantic" / "chroma",
+        chroma_path=data.layout.chroma,
         config=SemanticConfig.from_mapping(STORE_SETTINGS),
     )
     return data, store
@@ -159,12 +158,12 @@ def _open(data_dir: Path, encoder):
 
 def build(data_dir: Path, size: int, encoder) -> dict:
     """Create (or reuse) a data dir holding ``size`` synthetic segments of one user."""
-    import aico.ai.memory.semantic.schema  # noqa: F401
     from aico.ai.memory.semantic import Segment
+    from aico.ai.memory.stores import initialize_data_store
     from aico.data.repositories import UserService
-    from aico.data.store import DataStore
+    from aico.layout import DataDir
 
-    if (data_dir / "keys" / "master.key").exists():
+    if DataDir(data_dir).key_file.exists():
         data, store = _open(data_dir, encoder)
         try:
             if store.count() == size and store.pending_outbox() == 0:
@@ -173,7 +172,7 @@ def build(data_dir: Path, size: int, encoder) -> dict:
             store.close()
             data.close()
         raise SystemExit(f"{data_dir} holds a different corpus; delete it or pick another dir")
-    data = DataStore.initialize(data_dir, PASSPHRASE, config=_config())
+    data = initialize_data_store(data_dir, PASSPHRASE, config=_config())
     UserService(data.connection("core")).create_user("Bench", user_id=USER)
     data.close()
     data, store = _open(data_dir, encoder)

@@ -27,6 +27,7 @@ from pathlib import Path
 from aico.ai.memory.working import WorkingMemoryStore, status
 from aico.data.libsql import EncryptedLibSQLConnection
 from aico.data.schema import SchemaRegistry
+from aico.layout import DataDir
 from aico.security import MasterKey, Purpose
 
 KB_TEXT = ("A typical chat turn about plans for the weekend, " * 25)[:1024]
@@ -80,7 +81,7 @@ def bench_read(root: Path, master: MasterKey, runs: int) -> dict[str, object]:
 
 def bench_appends(root: Path, master: MasterKey, runs: int) -> dict[str, object]:
     core = EncryptedLibSQLConnection(
-        root / "db" / "core" / "aico.db", master.subkey(Purpose.libsql("core"))
+        DataDir(root).database("core"), master.subkey(Purpose.libsql("core"))
     )
     SchemaRegistry.apply_core_schemas(core)
     results: dict[str, object] = {}
