@@ -51,10 +51,9 @@ def test_a_value_object(tmp_path):
 
 
 def test_the_old_spellings_derive_from_it(tmp_path):
-    assert DATABASE_FILES == dict(LAYOUT_FILES)
-    assert {name: tmp_path / rel for name, rel in DATABASE_FILES.items()} == dict(
-        DataDir(tmp_path).databases
-    )
+    assert dict(LAYOUT_FILES) == DATABASE_FILES
+    paths = dict(DataDir(tmp_path).databases)
+    assert paths == {name: tmp_path / rel for name, rel in DATABASE_FILES.items()}
     assert KeyFile.default_path(tmp_path) == DataDir(tmp_path).key_file
 
 
