@@ -84,7 +84,7 @@ def test_unknown_schema_and_bad_target(initialized):
     result = run(initialized, "db", "rollback", "--schema", "nope", "--to", "0")
     assert result.exit_code == 1 and "no schema named 'nope'" in result.output
     result = run(initialized, "db", "migrate", "--schema", "core", "--to", "9")
-    assert result.exit_code == 1 and "versions 0..1" in result.output
+    assert result.exit_code == 1 and "versions 0..2" in result.output
 
 
 def test_change_passphrase_and_rotate(initialized):
@@ -153,9 +153,7 @@ def test_lmdb_status_ls_and_sweep(initialized):
     config = load_config(env=initialized)
     data_dir = initialized["AICO_DATA_DIR"]
     with DataStore.open(data_dir, passphrase=PASS, config=config) as store:
-        wm = WorkingMemoryStore.from_config(
-            data_dir, store.master_key, config, metadata=store.connection("core")
-        )
+        wm = WorkingMemoryStore.from_config(data_dir, store.master_key, config)
         wm.append("u1", "s1", "user", "hello from the cli test")
         wm.append("u1", "s1", "assistant", "hi there", ttl=0.001)
         wm.close()

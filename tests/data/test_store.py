@@ -97,7 +97,9 @@ def test_passphrase_change_keeps_all_data(store, test_config):
 
 def test_master_key_rotation_rekeys_every_database(store, test_config):
     user = UserService(store.connection("core")).create_user("Dee")
-    store.connection("sessions").execute("INSERT INTO sessions (id, user_id) VALUES ('s1', 'u')")
+    store.connection("sessions").execute(
+        "INSERT INTO user_preferences (id, user_id, preference_key) VALUES ('p1', 'u', 'k')"
+    )
     old_master = store.master_key
     new_id = store.rotate_master_key(PASSPHRASE)
     assert new_id != old_master.key_id
@@ -111,7 +113,7 @@ def test_master_key_rotation_rekeys_every_database(store, test_config):
     with DataStore.open(store.data_dir, passphrase=PASSPHRASE, config=test_config) as again:
         assert again.master_key.key_id == new_id
         assert UserService(again.connection("core")).get_profile(user.user_id).display_name == "Dee"
-        assert again.connection("sessions").fetch_value("SELECT id FROM sessions") == "s1"
+        assert again.connection("sessions").fetch_value("SELECT id FROM user_preferences") == "p1"
         assert all(s.at_head for db in again.status() for s in db.schemas)
 
 

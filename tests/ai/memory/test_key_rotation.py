@@ -302,9 +302,7 @@ def _working_memory_key(data_dir: Path) -> str:
         if key is None:
             continue
         try:
-            WorkingMemoryStore(
-                DataDir(data_dir).working_memory, key, reconcile_on_open=False
-            ).close()
+            WorkingMemoryStore(DataDir(data_dir).working_memory, key).close()
         except WrongPassphrase:
             continue
         return slot

@@ -64,10 +64,13 @@ def test_store_consolidate_and_assemble_context(manager, clock):
     talk(manager, clock, maya, "s-cook", COOKING)
     assert manager.end_session("s-run") >= 1
     assert manager.end_session("s-cook") >= 1
+    log = manager.store.connection("conversations")
     assert (
-        core.fetch_value("SELECT status FROM session_metadata WHERE session_id = 's-run'")
+        log.fetch_value("SELECT status FROM session_metadata WHERE session_id = 's-run'")
         == "consolidated"
     )
+    compaction = log.fetch_one("SELECT * FROM compaction_history WHERE session_id = 's-run'")
+    assert compaction["status"] == "done" and compaction["original_message_count"] == 3
 
     clock.now += 2 * HOUR
     manager.store_message(maya, "s-today", "user", "Should I run again tomorrow or rest my knees?")
@@ -128,18 +131,19 @@ def test_forget_user_removes_everything(manager, clock, tmp_path):
     assert report.segments >= 1 and report.messages == 3 and report.working_entries >= 1
     assert manager.semantic.search(gone, MARKER, 5) == []
     assert manager.working.recent("g2", 5) == []
-    for table, column in [
-        ("memory_messages", "content"),
-        ("facts", "content"),
-        ("semantic_segments", "text"),
+    log = manager.store.connection("conversations")
+    for conn, table, column in [
+        (log, "messages", "content"),
+        (core, "facts", "content"),
+        (core, "semantic_segments", "text"),
     ]:
         assert (
-            core.fetch_value(
+            conn.fetch_value(
                 f"SELECT count(*) FROM {table} WHERE {column} LIKE ?", (f"%{MARKER}%",)
             )
             == 0
         )
-    assert core.fetch_value("SELECT count(*) FROM session_metadata WHERE user_id = ?", (gone,)) == 0
+    assert log.fetch_value("SELECT count(*) FROM session_metadata WHERE user_id = ?", (gone,)) == 0
     assert manager.semantic.search(kept, "keep my memories", 3)
     for path in (tmp_path / "data").rglob("*"):
         if path.is_file():
@@ -158,14 +162,14 @@ def test_store_message_rejects_bad_input_and_leaves_no_row(tmp_path, test_config
         with pytest.raises(NotFound, match="create the user first"):
             m.store_message("nobody", "s0", "user", "hello")
         m.store_message("alice", "shared", "user", "hello")
-        core = m.store.connection("core")
+        core = m.store.connection("conversations")
         with pytest.raises(InvalidInput):
             m.store_message("mallory", "shared", "user", "let me in")  # someone else's session
         with pytest.raises(InvalidInput, match="role"):
             m.store_message("alice", "shared", "narrator", "x")
         with pytest.raises(InvalidInput, match="content"):
             m.store_message("alice", "shared", "user", "   ")
-        assert core.fetch_value("SELECT count(*) FROM memory_messages") == 1
+        assert core.fetch_value("SELECT count(*) FROM messages") == 1
         assert (
             core.fetch_value(
                 "SELECT message_count FROM session_metadata WHERE session_id = 'shared'"

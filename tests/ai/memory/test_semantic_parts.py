@@ -199,13 +199,16 @@ def test_schema_is_registered_for_core_after_core(sem_core: EncryptedLibSQLConne
 def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) -> None:
     migrator = Migrator(sem_core, "core")
     steps = migrator.downgrade(schema="semantic", to=0)
-    assert [(s.schema, s.version, s.direction) for s in steps] == [("semantic", 1, "down")]
+    assert [(s.schema, s.version, s.direction) for s in steps] == [
+        ("semantic", 2, "down"),
+        ("semantic", 1, "down"),
+    ]
     tables = {
         r["name"]
         for r in sem_core.fetch_all("SELECT name FROM sqlite_master WHERE name LIKE 'semantic%'")
     }
     assert tables == set()
-    assert [(s.schema, s.version) for s in migrator.upgrade()] == [("semantic", 1)]
+    assert [(s.schema, s.version) for s in migrator.upgrade()] == [("semantic", 1), ("semantic", 2)]
     assert sem_core.fetch_value("SELECT value FROM semantic_settings") is not None
 
 

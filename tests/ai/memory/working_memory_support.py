@@ -53,8 +53,7 @@ def append_and_read_worker(
     """Append ``count`` messages to a shared session, reading it back all the while."""
     try:
         master = MasterKey.from_bytes(key)
-        conn = EncryptedLibSQLConnection(db_path, master.subkey(Purpose.libsql("core")))
-        store = WorkingMemoryStore(lmdb_path, master, metadata=conn, map_size=map_size, sync=False)
+        store = WorkingMemoryStore(lmdb_path, master, map_size=map_size, sync=False)
         mine: list[str] = []
         for i in range(count):
             message = store.append("user-1", session_id, "user", f"{tag}-{i:05d} " + "x" * 300)
@@ -66,29 +65,9 @@ def append_and_read_worker(
         ids = {m.id for m in store.recent(session_id, 10 * count)}
         assert set(mine) <= ids, "a message this process appended is missing"
         store.close()
-        conn.close()
     except BaseException:
         _report_failure(error_file)
         os._exit(1)
-
-
-def crash_between_writes_worker(
-    lmdb_path: str, db_path: str, key: bytes, session_id: str, normal_appends: int
-) -> None:
-    """Append normally, then die right after the next LMDB commit, before its row update."""
-    master = MasterKey.from_bytes(key)
-    conn = EncryptedLibSQLConnection(db_path, master.subkey(Purpose.libsql("core")))
-    # No reconcile here, so one test can stage several crashes before repairing them.
-    store = WorkingMemoryStore(lmdb_path, master, metadata=conn, reconcile_on_open=False)
-    for i in range(normal_appends):
-        store.append("user-1", session_id, "user", f"message {i}")
-
-    def die(operation: str) -> None:
-        os._exit(17)
-
-    store._after_lmdb_write = die
-    store.append("user-1", session_id, "assistant", "the message whose row update is lost")
-    os._exit(1)  # not reached: the hook ends the process
 
 
 def grow_worker(lmdb_path: str, key: bytes, count: int, error_file: str) -> None:

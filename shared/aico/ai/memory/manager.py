@@ -1,93 +1,76 @@
-"""``MemoryManager``: the one place that coordinates the three stores.
+"""``MemoryManager``: the one coordinator of the stores.
 
-- **store** a message: one core-database transaction writes the message log row and the
-  ``session_metadata`` update, around the sealed working-memory (LMDB) append.
-- **assemble context**: recent working memory + hybrid long-term search + relevant facts,
-  de-duplicated and trimmed to a token budget.
-- **consolidate**: a session that ended, expired or went idle is segmented into long-term
-  memory (segments + FTS5 + outbox) and its messages marked, in one transaction; the
-  outbox then embeds and indexes the segments in Chroma.
-- **maintain**: sweep expired working memory, consolidate idle sessions, replay the outbox.
-- **forget** a user everywhere: LMDB, segments and Chroma, message log, facts, feedback,
-  logs, sessions; then checkpoint so the WAL holds no copy.
-- **rotate** the master key across all three (``key_rotation``): libSQL is rekeyed, working
-  memory re-sealed and the Chroma index retired while the new key is pending, then the
-  index is rebuilt under the new key; every open finishes a rebuild a crash left undone.
+The message log (conversations database) is the source of truth; everything else is
+derived from it and repaired *from* it, never the other way round:
 
-A crash between two steps is repaired rather than prevented: working memory reconciles
-``session_metadata`` on open, consolidation is idempotent (messages are marked in the same
-transaction that writes their segments), and the outbox replays indexing.
+- **store** a message: one log transaction writes the message, its conversation, its
+  session row and a working-outbox row; that commit is the acknowledgement. Working
+  memory (LMDB) is appended afterwards, and its outbox row cleared in the next write.
+- **consolidate** (``consolidation``): claim in the log, segments in the core database,
+  done in the log; exactly once per message whoever calls it, replayed after a crash.
+- **assemble context**: recent turns (LMDB, plus any the log holds that LMDB does not yet)
+  + hybrid long-term search + relevant facts, within a token budget (``context``).
+- **maintain**: sweep working memory, expire sessions, finish what a crash left, consolidate
+  idle sessions, replay the semantic outbox.
+- **forget** (``forget``): a user, a conversation or one message, from every store, proved
+  by decrypted-page scans in the tests.
+- **repair** (on open and in maintenance): pending forgets, pending consolidations, the
+  working outbox, messages LMDB holds that the log does not, segments nothing would index.
+- **rotate** the master key across all stores (``key_rotation``).
+
+See docs/architecture.md ("MemoryManager") for the commit order and what each crash leaves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from aico.ai.embeddings import Encoder, default_encoder
+from aico.ai.memory._faults import fault
+from aico.ai.memory.consolidation import Consolidator
+from aico.ai.memory.context import ContextBundle, assemble, estimate_tokens, rank_facts
+from aico.ai.memory.forget import ForgetReport, Forgetter
 from aico.ai.memory.key_rotation import finish_index_rekey, index_rebuild_pending
 from aico.ai.memory.semantic import (
-    Message,
     SearchHit,
+    SearchMode,
     SemanticConfig,
     SemanticMemoryStore,
-    query_terms,
-    segment_messages,
 )
+from aico.ai.memory.stores import initialize_data_store, open_data_store
+from aico.ai.memory.upgrade import move_legacy_log, needs_move
 from aico.ai.memory.working import WorkingMemoryStore, WorkingMessage
 from aico.config import Config, load_config, resolve_data_dir
-from aico.data.repositories import Fact, FactRepository, LogRepository, UserService
+from aico.data.repositories import FactRepository
+from aico.data.repositories.conversations import Attachment, ConversationLog, LoggedMessage
 from aico.data.store import DataStore
-from aico.errors import InvalidInput, ModelMismatch, NotFound
+from aico.errors import AicoError, InvalidInput, ModelMismatch, NotFound, StoreClosed
 
 __all__ = [
     "ContextBundle",
     "ForgetReport",
     "MaintenanceReport",
     "MemoryManager",
+    "RepairReport",
     "RotationReport",
+    "estimate_tokens",
 ]
 
+log = logging.getLogger(__name__)
+
 ROLES = ("user", "assistant", "system", "tool")
-_T = TypeVar("_T")
-
-
-def estimate_tokens(text: str) -> int:
-    """About four characters per token for English; cheap and never zero for non-empty text."""
-    return max(1, math.ceil(len(text) / 4)) if text else 0
-
-
-@dataclass(frozen=True)
-class ContextBundle:
-    """What the companion's prompt gets, already trimmed to ``max_tokens``."""
-
-    working: tuple[WorkingMessage, ...]
-    memories: tuple[SearchHit, ...]
-    facts: tuple[Fact, ...]
-    token_estimate: int
-    max_tokens: int
-    dropped: int = 0
-
-    def render(self) -> str:
-        """A plain-text block for a prompt: facts, relevant memories, then the recent turns."""
-        parts: list[str] = []
-        if self.facts:
-            parts.append("Things you know about the user:")
-            parts += [f"- {f.content}" for f in self.facts]
-        if self.memories:
-            parts.append("Relevant earlier conversations:")
-            parts += [f"- {m.text}" for m in self.memories]
-        if self.working:
-            parts.append("Recent conversation:")
-            parts += [f"{m.role}: {m.content}" for m in self.working]
-        return "\n".join(parts)
+_MAX_ID = 128
+_MAX_CONTENT = 1_000_000
+_OUTBOX_BATCH = 32  # confirmed working-memory appends cleared per log write
 
 
 @dataclass(frozen=True)
@@ -97,17 +80,30 @@ class MaintenanceReport:
     segments_created: int
     outbox_processed: int
     outbox_remaining: int = 0
+    sessions_expired: int = 0
+    repaired: int = 0
 
 
 @dataclass(frozen=True)
-class ForgetReport:
-    user_id: str
-    working_entries: int
-    segments: int
-    messages: int
-    facts_and_feedback: bool
-    logs: int
-    details: dict[str, int] = field(default_factory=dict)
+class RepairReport:
+    """What a repair pass made agree with the log (each a count)."""
+
+    forgets_finished: int = 0
+    consolidations_finished: int = 0
+    working_replayed: int = 0
+    working_phantoms_removed: int = 0
+    segments_requeued: int = 0
+    legacy_messages_moved: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.forgets_finished
+            + self.consolidations_finished
+            + self.working_replayed
+            + self.working_phantoms_removed
+            + self.segments_requeued
+        )
 
 
 @dataclass(frozen=True)
@@ -129,7 +125,11 @@ class RotationReport:
 
 
 class MemoryManager:
-    """Coordinates DataStore (libSQL), WorkingMemoryStore (LMDB) and SemanticMemoryStore."""
+    """Coordinates the message log, working memory (LMDB) and semantic memory.
+
+    Thread-safe: every store it holds is. Several processes may use one data dir (see
+    docs/architecture.md, "Processes").
+    """
 
     def __init__(
         self,
@@ -139,14 +139,38 @@ class MemoryManager:
         *,
         config: Config | None = None,
         clock: Callable[[], float] = time.time,
+        repair: bool = True,
     ) -> None:
         self.store = store
         self.working = working
         self.semantic = semantic
         self.config = config or load_config()
         self.clock = clock
-        self._core = store.connection("core")
         self._closed = False
+        # Working-outbox rows whose LMDB append is done: cleared in the next log write.
+        self._appended: list[str] = []
+        self._appended_lock = threading.Lock()
+        self._wire()
+        self.last_repair = self.repair() if repair else RepairReport()
+
+    def _wire(self) -> None:
+        self._core = self.store.connection("core")
+        self._log_conn = self.store.connection("conversations")
+        self.log = ConversationLog(self._log_conn)
+        self._consolidator = Consolidator(self._log_conn, self._core, self.semantic, self.clock)
+        self._forgetter = Forgetter(
+            log_conn=self._log_conn,
+            core_conn=self._core,
+            sessions_conn=lambda: self.store.connection("sessions"),
+            semantic=self.semantic,
+            working=self.working,
+            hash_key=self.store.master_key.subkey("forget/ledger"),
+            checkpoint=self._checkpoint_all,
+            consolidate=lambda session_id: self._consolidator.consolidate(
+                session_id, trigger="forget"
+            ),
+            clock=self.clock,
+        )
 
     # ---- construction --------------------------------------------------------------
 
@@ -159,12 +183,17 @@ class MemoryManager:
         encoder: Encoder | None = None,
         clock: Callable[[], float] = time.time,
     ) -> MemoryManager:
-        """Open working and semantic memory on an unlocked ``DataStore``."""
+        """Open working and semantic memory on an unlocked, migrated ``DataStore``."""
         config = config or load_config()
         working, semantic = _open_memory(
             store, config, encoder or configured_encoder(config), clock
         )
-        return cls(store, working, semantic, config=config, clock=clock)
+        try:
+            return cls(store, working, semantic, config=config, clock=clock)
+        except BaseException:
+            semantic.close()
+            working.close()
+            raise
 
     @classmethod
     def open(
@@ -178,7 +207,7 @@ class MemoryManager:
         interactive: bool | None = None,
         clock: Callable[[], float] = time.time,
     ) -> MemoryManager:
-        """Unlock a data dir (see ``DataStore.open``) and open every memory store.
+        """Unlock a data dir (see ``DataStore.open``), upgrade it, and open every store.
 
         The model starts loading before the passphrase is stretched: it needs no key and
         would otherwise hold up the first search (cold start 10k: 0.98 -> 0.73 s). Chroma's
@@ -189,11 +218,11 @@ class MemoryManager:
         directory = Path(data_dir) if data_dir is not None else resolve_data_dir(config, env)
         encoder = encoder or configured_encoder(config)
         preload_encoder(encoder)
-        store = DataStore.open(
+        store = open_data_store(
             directory, passphrase=passphrase, config=config, env=env, interactive=interactive
         )
         try:
-            store.migrate()
+            upgrade_store(store)
             return cls.from_store(store, config=config, encoder=encoder, clock=clock)
         except BaseException:
             store.close()
@@ -211,8 +240,9 @@ class MemoryManager:
     ) -> MemoryManager:
         """Create a new data dir (key file, databases, schemas) and open it."""
         config = config or load_config()
-        store = DataStore.initialize(data_dir, passphrase, config=config)
+        store = initialize_data_store(data_dir, passphrase, config=config)
         try:
+            upgrade_store(store)
             return cls.from_store(store, config=config, encoder=encoder, clock=clock)
         except BaseException:
             store.close()
@@ -231,13 +261,14 @@ class MemoryManager:
         old_id = self.store.master_key.key_id
         encoder = self.semantic.encoder
         try:
+            self._flush_appended()
             self.semantic.close()
             self.working.close()
             new_id = self.store.rotate_master_key(passphrase)
-            self._core = self.store.connection("core")
             self.working, self.semantic = _open_memory(
                 self.store, self.config, encoder, self.clock, finish_rekey=False
             )
+            self._wire()
             vectors = finish_index_rekey(self.semantic, self.store.data_dir)
         except BaseException:
             self.close()
@@ -280,20 +311,28 @@ class MemoryManager:
         """Close every store; idempotent."""
         if self._closed:
             return
-        self._closed = True
         try:
-            self.semantic.close()
+            with contextlib.suppress(AicoError):
+                self._flush_appended()
         finally:
+            self._closed = True
             try:
-                self.working.close()
+                self.semantic.close()
             finally:
-                self.store.close()
+                try:
+                    self.working.close()
+                finally:
+                    self.store.close()
 
     def __enter__(self) -> MemoryManager:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosed("the memory manager is closed")
 
     # ---- storing -------------------------------------------------------------------
 
@@ -306,96 +345,198 @@ class MemoryManager:
         *,
         conversation_id: str | None = None,
         timestamp: float | None = None,
+        tokens: int | None = None,
+        cost: float = 0.0,
+        tool_calls: Any = None,
+        tool_results: Any = None,
+        metadata: Mapping[str, Any] | None = None,
+        attachments: Sequence[Attachment] = (),
+        provider: str = "aico",
+        model: str | None = None,
+        title: str | None = None,
     ) -> str:
-        """Store one message durably (libSQL) and in working memory; returns its id."""
+        """Store one message; returns its id once the log has committed it.
+
+        The log commit is the acknowledgement: the message, its conversation (title,
+        provider, model, token and cost totals), attachments, session row and a
+        working-outbox row commit together. Working memory is written after; if that
+        fails (disk full, a crash), the message is still stored and working memory is
+        repaired from the log by the next open or maintenance.
+        """
+        self._check_open()
+        _check_id(user_id, "user_id")
+        _check_id(session_id, "session_id")
+        if conversation_id is not None:
+            _check_id(conversation_id, "conversation_id")
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-        if not isinstance(content, str) or not content.strip():
-            raise InvalidInput("content must be a non-empty string")
-        created = self.clock() if timestamp is None else float(timestamp)
-        message_id = uuid.uuid4().hex
-        # One core transaction holds the log row and working memory's session_metadata
-        # update (a nested savepoint); the LMDB write happens inside it, so a rejected
-        # append (bad id, another user's session) leaves no log row behind. A crash after
-        # the LMDB commit but before this one is repaired by working memory's reconcile.
-        with self._core.transaction():
-            if self._core.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is None:
-                raise NotFound(f"no user with id {user_id!r}; create the user first")
-            self._core.execute(
-                "INSERT INTO memory_messages (message_id, user_id, session_id, "
-                "conversation_id, role, content, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (message_id, user_id, session_id, conversation_id, role, content, created),
-            )
+        _check_text(content, "content", required=True)
+        if title is not None:
+            _check_text(title, "title", limit=500)
+        _check_text(provider, "provider", required=True, limit=100)
+        if model is not None:
+            _check_text(model, "model", limit=200)
+        created = self.clock() if timestamp is None else _check_time(timestamp)
+        n_tokens = estimate_tokens(content) if tokens is None else _check_count(tokens, "tokens")
+        if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost):
+            raise InvalidInput("cost must be a finite number")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidInput("metadata must be a mapping")
+        for item in attachments:
+            if not isinstance(item, Attachment):
+                raise InvalidInput("attachments must be aico Attachment objects")
+        message = LoggedMessage(
+            id=uuid.uuid4().hex,
+            user_id=user_id,
+            session_id=session_id,
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            timestamp=created,
+            tokens=n_tokens,
+            cost=float(cost),
+            tool_calls=tool_calls,
+            tool_results=tool_results,
+            metadata=dict(metadata or {}),
+        )
+        if self._core.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is None:
+            raise NotFound("no such user; create the user first")
+        with self._appended_lock:
+            # Confirmed appends are cleared in batches, riding on this transaction.
+            done: list[str] = []
+            if len(self._appended) >= _OUTBOX_BATCH:
+                done, self._appended = self._appended, []
+        try:
+            with self._log_conn.transaction():
+                if done:
+                    self.log.working_done(done)
+                self.log.append(
+                    message,
+                    working_expires_at=created + self.working.ttl,
+                    provider=provider,
+                    model=model,
+                    title=title,
+                    attachments=attachments,
+                )
+        except BaseException:
+            with self._appended_lock:
+                self._appended[:0] = done
+            raise
+        fault("after_log_commit")
+        self._append_working(message)
+        return message.id
+
+    def _append_working(self, message: LoggedMessage) -> bool:
+        """Write a logged message to working memory; False if that failed (repaired later)."""
+        try:
             self.working.append(
-                user_id,
-                session_id,
-                role,
-                content,
-                conversation_id=conversation_id,
-                message_id=message_id,
+                message.user_id,
+                message.session_id,
+                message.role,
+                message.content,
+                conversation_id=message.conversation_id,
+                message_id=message.id,
+                created_at=message.timestamp,
             )
-        return message_id
+        except AicoError as exc:
+            log.warning(
+                "working memory: append failed (%s); repaired from the log", type(exc).__name__
+            )
+            return False
+        fault("after_working_append")
+        with self._appended_lock:
+            self._appended.append(message.id)
+        return True
+
+    def _flush_appended(self) -> None:
+        with self._appended_lock:
+            done, self._appended = self._appended, []
+        if done:
+            try:
+                with self._log_conn.transaction():
+                    self.log.working_done(done)
+            except BaseException:
+                with self._appended_lock:
+                    self._appended[:0] = done
+                raise
 
     def end_session(self, session_id: str, *, consolidate: bool = True) -> int:
         """Mark the session ended and (by default) consolidate it now; returns segments made."""
-        self.working.end_session(session_id)
-        return self.consolidate(session_id) if consolidate else 0
+        self._check_open()
+        _check_id(session_id, "session_id")
+        with self._log_conn.transaction():
+            self.log.end_session(session_id, self.clock())
+        if not consolidate:
+            return 0
+        made = self._consolidator.consolidate(session_id, trigger="session_end")
+        if made:
+            self.semantic.process_outbox()
+        return made
 
     # ---- consolidation -------------------------------------------------------------
 
     def consolidate(self, session_id: str) -> int:
-        """Turn the session's unconsolidated messages into long-term segments.
+        """Turn the session's unconsolidated messages into long-term segments, exactly once.
 
-        Segments and the ``consolidated_at`` marks are written in one transaction, so a
-        crash leaves either both or neither; embedding happens afterwards via the outbox.
+        Returns the segments made (0 when another caller already claimed the messages).
+        Embedding follows through the outbox.
         """
-        rows = self._core.fetch_all(
-            "SELECT message_id, user_id, conversation_id, role, content, created_at "
-            "FROM memory_messages WHERE session_id = ? AND consolidated_at IS NULL "
-            "ORDER BY created_at, message_id",
-            (session_id,),
-        )
-        if not rows:
-            return 0
-        by_user: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
-        for row in rows:
-            by_user.setdefault((row["user_id"], row["conversation_id"]), []).append(row)
-        made = 0
-        with self._core.transaction():
-            for (user_id, conversation_id), group in by_user.items():
-                segments = segment_messages(
-                    user_id,
-                    [Message(r["role"], r["content"], r["created_at"]) for r in group],
-                    conversation_id=conversation_id,
-                    session_id=session_id,
-                    config=self.semantic.config.segmentation,
-                )
-                made += len(self.semantic.add_segments(segments, index=False))
-            marks = ", ".join("?" for _ in rows)
-            self._core.execute(
-                f"UPDATE memory_messages SET consolidated_at = ? WHERE message_id IN ({marks})",
-                (self.clock(), *(r["message_id"] for r in rows)),
-            )
-            self._core.execute(
-                "UPDATE session_metadata SET status = 'consolidated', updated_at = ? "
-                "WHERE session_id = ? AND status IN ('ended', 'expired')",
-                (self.clock(), session_id),
-            )
-        self.semantic.process_outbox()
+        self._check_open()
+        _check_id(session_id, "session_id")
+        made = self._consolidator.consolidate(session_id)
+        if made:
+            self.semantic.process_outbox()
         return made
 
-    def _sessions_to_consolidate(self, now: float) -> list[str]:
-        idle = float(self.config.get("memory.consolidation.idle_minutes")) * 60.0
-        rows = self._core.fetch_all(
-            "SELECT DISTINCT m.session_id FROM memory_messages m "
-            "LEFT JOIN session_metadata s ON s.session_id = m.session_id "
-            "WHERE m.consolidated_at IS NULL AND (s.session_id IS NULL "
-            "OR s.status IN ('ended', 'expired') OR s.last_activity_at < ?)",
-            (now - idle,),
-        )
-        return [r["session_id"] for r in rows]
-
     # ---- reading -------------------------------------------------------------------
+
+    def search(
+        self,
+        user_id: str,
+        query: str,
+        k: int = 10,
+        *,
+        mode: SearchMode = "hybrid",
+        conversation_id: str | None = None,
+        role: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        min_score: float | None = None,
+    ) -> list[SearchHit]:
+        """The ``k`` best long-term memories of ``user_id`` for ``query`` (read-only)."""
+        self._check_open()
+        _check_id(user_id, "user_id")
+        return self.semantic.search(
+            user_id,
+            query,
+            k,
+            mode=mode,
+            conversation_id=conversation_id,
+            role=role,
+            start=start,
+            end=end,
+            min_score=min_score,
+        )
+
+    def recent(self, user_id: str, session_id: str, limit: int) -> list[WorkingMessage]:
+        """The session's newest ``limit`` messages of ``user_id``, newest first (read-only).
+
+        Working memory, plus any message the log holds whose working-memory append is not
+        confirmed yet (a failed or interrupted write), so a recent turn is never missing.
+        """
+        self._check_open()
+        working = [m for m in self.working.recent(session_id, limit) if m.user_id == user_id]
+        have = {m.id for m in working}
+        now = self.clock()
+        extra = [
+            _as_working(m, self.working.ttl)
+            for m in self.log.pending_working(session_id=session_id, limit=limit)
+            if m.id not in have and m.user_id == user_id and m.timestamp + self.working.ttl > now
+        ]
+        if not extra:
+            return working
+        merged = sorted(working + extra, key=lambda m: m.created_at, reverse=True)
+        return merged[:limit]
 
     def assemble_context(
         self,
@@ -413,54 +554,37 @@ class MemoryManager:
         Priority when the budget is tight: the newest turns, then facts, then memories;
         memories that repeat a message already in working memory are dropped.
         """
+        self._check_open()
         section = self.config.section("memory.context")
-        budget = int(max_tokens if max_tokens is not None else section["max_tokens"])
+        budget = _check_count(
+            max_tokens if max_tokens is not None else section["max_tokens"], "max_tokens"
+        )
         if budget < 1:
             raise InvalidInput("max_tokens must be positive")
-        n_recent = int(recent if recent is not None else section["recent_messages"])
-        n_memories = int(k if k is not None else section["memories_k"])
-        working = [
-            m for m in self.working.recent(session_id, n_recent) if m.user_id == user_id
-        ]  # newest first
-        hits = self.semantic.search(user_id, query, n_memories, min_score=min_score)
-        facts = self._relevant_facts(user_id, query, int(section["facts_k"]))
-
-        seen = {m.content.strip() for m in working}
-        fresh_hits = [h for h in hits if h.text.strip() not in seen and not _covered(h.text, seen)]
-        budgeter = _Budget(budget)
-        kept_working = budgeter.take(working, lambda m: m.content)
-        kept_facts = budgeter.take(facts, lambda f: f.content)
-        kept_hits = budgeter.take(fresh_hits, lambda h: h.text)
-        used, dropped = budgeter.used, budgeter.dropped
-        return ContextBundle(
-            working=tuple(reversed(kept_working)),  # chronological for the prompt
-            memories=tuple(kept_hits),
-            facts=tuple(kept_facts),
-            token_estimate=used,
-            max_tokens=budget,
-            dropped=dropped,
+        n_recent = _check_count(
+            recent if recent is not None else section["recent_messages"], "recent"
         )
-
-    def _relevant_facts(self, user_id: str, query: str, limit: int) -> list[Fact]:
-        """Facts sharing query terms first (then favourites, then newest)."""
-        facts = FactRepository(self._core).list(user_id, limit=500)
-        terms = set(query_terms(query))
-
-        def score(fact: Fact) -> tuple[int, int, float]:
-            words = set(query_terms(fact.content))
-            return (len(terms & words), int(fact.is_favorite), fact.created_at)
-
-        ranked = sorted(facts, key=score, reverse=True)
-        return [f for f in ranked if score(f)[0] > 0 or f.is_favorite][:limit]
+        n_memories = _check_count(k if k is not None else section["memories_k"], "k")
+        working = self.recent(user_id, session_id, n_recent)  # newest first
+        hits = self.semantic.search(user_id, query, n_memories, min_score=min_score)
+        facts = rank_facts(
+            FactRepository(self._core).list(user_id, limit=500), query, int(section["facts_k"])
+        )
+        return assemble(working, hits, facts, budget)
 
     # ---- maintenance ---------------------------------------------------------------
 
     def maintenance(self) -> MaintenanceReport:
-        """Sweep expired working memory, consolidate idle sessions, replay the outbox."""
+        """Sweep, expire sessions, repair, consolidate idle sessions, replay the outbox."""
+        self._check_open()
         now = self.clock()
         swept = self.working.sweep(now=now)
-        sessions = self._sessions_to_consolidate(now)
-        made = sum(self.consolidate(s) for s in sessions)
+        with self._log_conn.transaction():
+            expired = self.log.expire_sessions(now)
+        repaired = self.repair(full=False)
+        idle = float(self.config.get("memory.consolidation.idle_minutes")) * 60.0
+        sessions = self.log.sessions_to_consolidate(now - idle)
+        made = sum(self._consolidator.consolidate(s, trigger="idle") for s in sessions)
         outbox = self.semantic.process_outbox()
         return MaintenanceReport(
             swept=swept,
@@ -468,67 +592,184 @@ class MemoryManager:
             segments_created=made,
             outbox_processed=outbox.indexed + outbox.deleted,
             outbox_remaining=outbox.remaining,
+            sessions_expired=expired,
+            repaired=repaired.total,
         )
+
+    def repair(self, *, full: bool = True) -> RepairReport:
+        """Make every derived store agree with the log again (after a crash or failed write).
+
+        In order: finish pending forgets (so nothing below re-creates forgotten data),
+        finish pending consolidations, replay the working outbox into LMDB, queue index work
+        for segments that have none. ``full`` (on open) also removes messages LMDB holds
+        that the log does not, and finishes consolidations however recent (maintenance
+        leaves those of the last minute to the process that is probably still on them).
+        """
+        self._check_open()
+        forgets = self._forgetter.finish_pending()
+        older_than = None if full else self.clock() - 60.0
+        consolidated = self._consolidator.finish_pending(older_than=older_than)
+        replayed = self._replay_working()
+        phantoms = self._remove_working_phantoms() if full else 0
+        requeued = self.semantic.requeue_unindexed()
+        report = RepairReport(
+            forgets_finished=forgets,
+            consolidations_finished=consolidated,
+            working_replayed=replayed,
+            working_phantoms_removed=phantoms,
+            segments_requeued=requeued,
+        )
+        if report.total:
+            log.info("repair: %s", report)
+        return report
+
+    def _replay_working(self) -> int:
+        self._flush_appended()
+        replayed = 0
+        now = self.clock()
+        while True:
+            pending = self.log.pending_working(limit=500)
+            if not pending:
+                return replayed
+            done: list[str] = []
+            for message in pending:
+                if message.timestamp + self.working.ttl <= now:
+                    done.append(message.id)  # expired anyway: nothing to cache
+                    continue
+                if self.working.has_message(message.session_id, message.id):
+                    done.append(message.id)
+                    continue
+                # InvalidInput: LMDB refuses it (stale state of another owner); the log keeps it.
+                with contextlib.suppress(InvalidInput):
+                    self.working.append(
+                        message.user_id,
+                        message.session_id,
+                        message.role,
+                        message.content,
+                        conversation_id=message.conversation_id,
+                        message_id=message.id,
+                        created_at=message.timestamp,
+                    )
+                done.append(message.id)
+                replayed += 1
+            with self._log_conn.transaction():
+                self.log.working_done(done)
+            if len(pending) < 500:
+                return replayed
+
+    def _remove_working_phantoms(self) -> int:
+        """Delete working-memory messages the log does not hold (left by older code)."""
+        by_session: dict[str, list[str]] = {}
+        for session_id, message_id in self.working.message_ids():
+            by_session.setdefault(session_id, []).append(message_id)
+        removed = 0
+        for session_id, ids in by_session.items():
+            known = {
+                str(r["id"])
+                for r in self._log_conn.fetch_all(
+                    "SELECT id FROM messages WHERE session_id = ?", (session_id,)
+                )
+            }
+            phantoms = [i for i in ids if i not in known]
+            if phantoms:
+                removed += self.working.delete_messages(session_id, phantoms)
+        return removed
+
+    def _checkpoint_all(self) -> None:
+        for name in ("core", "conversations", "sessions"):
+            self.store.connection(name).checkpoint("TRUNCATE")
 
     # ---- forgetting ----------------------------------------------------------------
 
+    def forget(
+        self,
+        user_id: str,
+        *,
+        conversation_id: str | None = None,
+        message_id: str | None = None,
+    ) -> ForgetReport:
+        """Delete a user, one of their conversations, or one message, from every store.
+
+        The log first (with a ledger row), then working memory, segments and FTS5 (then
+        ``optimize``), Chroma (purged by a rebuild), facts, feedback, logs, preferences;
+        then every WAL is checkpointed. A crash part way is finished by the next open.
+        """
+        self._check_open()
+        self._flush_appended()
+        return self._forgetter.forget(
+            user_id, conversation_id=conversation_id, message_id=message_id
+        )
+
     def forget_user(self, user_id: str) -> ForgetReport:
-        """Delete everything of ``user_id`` from every store, then flush WALs."""
-        working = self.working.delete_user(user_id)
-        segments = self.semantic.delete_user(user_id)
-        messages = self._core.execute(
-            "DELETE FROM memory_messages WHERE user_id = ?", (user_id,)
-        ).rowcount
-        logs = LogRepository(self._core).delete_for_user(user_id)
-        profile = True
-        try:
-            UserService(self._core).delete_user(user_id)  # cascades facts + feedback
-        except NotFound:
-            profile = False
-        self._core.execute("DELETE FROM session_metadata WHERE user_id = ?", (user_id,))
-        sessions_db = self.store.connection("sessions")
-        sessions_db.execute(
-            "DELETE FROM session_cache WHERE session_id IN "
-            "(SELECT id FROM sessions WHERE user_id = ?)",
-            (user_id,),
-        )
-        sessions_db.execute("DELETE FROM sessions WHERE user_id = ?", (user_id,))
-        sessions_db.execute("DELETE FROM user_preferences WHERE user_id = ?", (user_id,))
-        for conn in (self._core, sessions_db):
-            conn.checkpoint("TRUNCATE")
-        return ForgetReport(
-            user_id=user_id,
-            working_entries=working,
-            segments=segments,
-            messages=max(messages, 0),
-            facts_and_feedback=profile,
-            logs=logs,
-        )
+        """``forget(user_id)``: everything of the user, everywhere."""
+        return self.forget(user_id)
 
 
-class _Budget:
-    """Greedy token budget shared by the parts of a context, in priority order."""
+def upgrade_store(store: DataStore) -> None:
+    """Migrate every database, moving the legacy message log on the way (``upgrade``).
 
-    def __init__(self, limit: int) -> None:
-        self.limit, self.used, self.dropped = limit, 0, 0
-
-    def take(self, items: Iterable[_T], text: Callable[[_T], str]) -> list[_T]:
-        kept: list[_T] = []
-        for item in items:
-            cost = estimate_tokens(text(item))
-            if self.used + cost > self.limit:
-                self.dropped += 1
-                continue
-            kept.append(item)
-            self.used += cost
-        return kept
+    Order matters: the conversations database and the semantic schema first (the log's new
+    home and the segment-source table), then the move, then the core versions that drop the
+    old tables (they refuse while a legacy row is left).
+    """
+    store.migrate(database="conversations")
+    store.migrate(schema="semantic")
+    core = store.connection("core")
+    if needs_move(core):
+        move_legacy_log(core, store.connection("conversations"))
+    store.migrate()
 
 
-def _covered(text: str, seen: Iterable[str]) -> bool:
-    """True when every line of a memory is already one of the working-memory messages."""
-    lines = [line.split(": ", 1)[-1].strip() for line in text.splitlines() if line.strip()]
-    seen_set = set(seen)
-    return bool(lines) and all(line in seen_set for line in lines)
+def _check_id(value: object, what: str) -> None:
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID:
+        raise InvalidInput(f"{what} must be a string of 1-{_MAX_ID} characters")
+    _check_text(value, what)
+
+
+def _check_text(
+    value: object, what: str, *, required: bool = False, limit: int = _MAX_CONTENT
+) -> None:
+    """Strings the log can keep exactly: no NUL (SQLite would cut there), valid UTF-8."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string")
+    if required and not value.strip():
+        raise InvalidInput(f"{what} must be a non-empty string")
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters")
+    if "\x00" in value:
+        raise InvalidInput(f"{what} must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{what} must be valid Unicode (no lone surrogates)") from None
+
+
+def _check_time(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput("timestamp must be a finite number of unix seconds")
+    if not 0 <= value < 32_503_680_000:  # year 3000
+        raise InvalidInput("timestamp must be between 1970 and 3000")
+    return float(value)
+
+
+def _check_count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"{what} must be a non-negative integer")
+    return value
+
+
+def _as_working(message: LoggedMessage, ttl: float) -> WorkingMessage:
+    return WorkingMessage(
+        id=message.id,
+        session_id=message.session_id,
+        user_id=message.user_id,
+        role=message.role,
+        content=message.content,
+        created_at=message.timestamp,
+        expires_at=message.timestamp + ttl,
+        metadata={},
+        conversation_id=message.conversation_id,
+    )
 
 
 def configured_encoder(config: Config) -> Encoder:
@@ -584,9 +825,7 @@ def _open_memory(
     Also finishes an index rebuild a rotation left pending, so a crash after the key file
     changed is repaired by the next open rather than leaving a stale index.
     """
-    working = WorkingMemoryStore.from_config(
-        store.data_dir, store.master_key, config, metadata=store.connection("core"), clock=clock
-    )
+    working = WorkingMemoryStore.from_config(store.data_dir, store.master_key, config, clock=clock)
     try:
         semantic = _open_semantic(store, config, encoder)
         try:

@@ -1,4 +1,26 @@
-"""Aircher's ``conversations`` database (``db/core/conversations.db``): Aircher storage spec."""
+"""The conversations database (``db/core/conversations.db``): the one message log.
+
+Version 1 is the storage specification's four tables as written. Version 2 puts them in
+real use as the companion's message log, the source of truth every other store is derived
+from, and adds what the coordinator needs *in the same file*, so that storing a message is
+one transaction (the message row, its session row and the derived-work row together):
+
+- ``messages``/``conversations`` gain their owner (``user_id``) and the session; a message
+  is claimed by exactly one consolidation (``compaction_id``), then marked consolidated.
+- ``session_metadata`` (moved here from the core database): the log-side state of each
+  session (owner, counts, activity, working-memory expiry, status). Derived from the log in
+  the same transaction, so it can never disagree with it.
+- ``working_outbox``: messages committed to the log but not yet appended to working memory
+  (LMDB); replayed on open and by maintenance, so working memory is repaired *from* the log.
+- ``compaction_history`` rows are written at every consolidation: ``pending`` when the
+  messages are claimed, ``done`` once their segments are committed in the core database.
+- ``forget_ledger``: each forget (grain and ids only); ``pending`` until every derived store
+  has dropped the data, then its ids are replaced by keyed hashes.
+- ``message_attachments.content``: the attachment bytes, encrypted at rest with the file.
+
+Timestamps written by aico are REAL unix seconds (the spec's TIMESTAMP columns have NUMERIC
+affinity and keep them exactly).
+"""
 
 from __future__ import annotations
 
@@ -78,6 +100,94 @@ CONVERSATIONS_SCHEMA = register_schema("conversations", "conversations", priorit
                 "DROP TABLE message_attachments",
                 "DROP TABLE messages",
                 "DROP TABLE conversations",
+            ],
+        ),
+        2: SchemaVersion(
+            version=2,
+            name="message log",
+            description="owners, sessions, consolidation claims, working outbox, forget ledger",
+            sql_statements=[
+                "ALTER TABLE conversations ADD COLUMN user_id TEXT",
+                "CREATE INDEX idx_conversations_user ON conversations(user_id, updated_at)",
+                "ALTER TABLE messages ADD COLUMN user_id TEXT",
+                "ALTER TABLE messages ADD COLUMN session_id TEXT",
+                "ALTER TABLE messages ADD COLUMN compaction_id TEXT",
+                "ALTER TABLE messages ADD COLUMN consolidated_at REAL",
+                "CREATE INDEX idx_messages_session ON messages(session_id, timestamp)",
+                "CREATE INDEX idx_messages_user ON messages(user_id, timestamp)",
+                """CREATE INDEX idx_messages_unclaimed
+                   ON messages(session_id) WHERE compaction_id IS NULL""",
+                "CREATE INDEX idx_messages_compaction ON messages(compaction_id)",
+                "ALTER TABLE message_attachments ADD COLUMN content BLOB",
+                "ALTER TABLE compaction_history ADD COLUMN user_id TEXT",
+                "ALTER TABLE compaction_history ADD COLUMN session_id TEXT",
+                """ALTER TABLE compaction_history ADD COLUMN status TEXT NOT NULL
+                   DEFAULT 'done' CHECK (status IN ('pending', 'done'))""",
+                """CREATE INDEX idx_compaction_pending
+                   ON compaction_history(status) WHERE status = 'pending'""",
+                "CREATE INDEX idx_compaction_user ON compaction_history(user_id)",
+                """
+                CREATE TABLE session_metadata (
+                    session_id TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL,
+                    conversation_id TEXT,
+                    started_at REAL NOT NULL,
+                    last_activity_at REAL NOT NULL,
+                    message_count INTEGER NOT NULL DEFAULT 0 CHECK (message_count >= 0),
+                    working_memory_expires_at REAL,
+                    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN
+                        ('active', 'expired', 'ended', 'consolidated')),
+                    summary TEXT CHECK (summary IS NULL OR length(summary) <= 2000),
+                    updated_at REAL NOT NULL
+                )
+                """,
+                """CREATE INDEX idx_session_metadata_user
+                   ON session_metadata(user_id, last_activity_at)""",
+                """CREATE INDEX idx_session_metadata_expiry
+                   ON session_metadata(status, working_memory_expires_at)""",
+                """
+                CREATE TABLE working_outbox (
+                    message_id TEXT PRIMARY KEY,
+                    session_id TEXT NOT NULL,
+                    created_at REAL NOT NULL
+                )
+                """,
+                "CREATE INDEX idx_working_outbox_session ON working_outbox(session_id)",
+                """
+                CREATE TABLE forget_ledger (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    grain TEXT NOT NULL CHECK (grain IN ('user', 'conversation', 'message')),
+                    user_id TEXT NOT NULL,
+                    conversation_id TEXT,
+                    message_id TEXT,
+                    session_ids TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(session_ids)),
+                    requested_at REAL NOT NULL,
+                    completed_at REAL
+                )
+                """,
+                """CREATE INDEX idx_forget_ledger_pending
+                   ON forget_ledger(id) WHERE completed_at IS NULL""",
+            ],
+            rollback_statements=[
+                "DROP TABLE forget_ledger",
+                "DROP TABLE working_outbox",
+                "DROP TABLE session_metadata",
+                "DROP INDEX idx_compaction_user",
+                "DROP INDEX idx_compaction_pending",
+                "ALTER TABLE compaction_history DROP COLUMN status",
+                "ALTER TABLE compaction_history DROP COLUMN session_id",
+                "ALTER TABLE compaction_history DROP COLUMN user_id",
+                "ALTER TABLE message_attachments DROP COLUMN content",
+                "DROP INDEX idx_messages_compaction",
+                "DROP INDEX idx_messages_unclaimed",
+                "DROP INDEX idx_messages_user",
+                "DROP INDEX idx_messages_session",
+                "ALTER TABLE messages DROP COLUMN consolidated_at",
+                "ALTER TABLE messages DROP COLUMN compaction_id",
+                "ALTER TABLE messages DROP COLUMN session_id",
+                "ALTER TABLE messages DROP COLUMN user_id",
+                "DROP INDEX idx_conversations_user",
+                "ALTER TABLE conversations DROP COLUMN user_id",
             ],
         ),
     }

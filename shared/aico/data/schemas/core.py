@@ -8,6 +8,7 @@ is one delete that cannot leave orphans.
 from __future__ import annotations
 
 from aico.data.schema import SchemaVersion, register_schema
+from aico.data.schemas.memory import retire_table
 
 __all__ = ["CORE_SCHEMA"]
 
@@ -129,6 +130,33 @@ CORE_SCHEMA = register_schema("core", "core", priority=0)(
                 "DROP TABLE facts",
                 "DROP TABLE logs",
                 "DROP TABLE users",
+            ],
+        ),
+        2: SchemaVersion(
+            version=2,
+            name="retire core session rows",
+            description="session_metadata moved to the conversations database, beside the log",
+            sql_statements=retire_table("session_metadata"),
+            rollback_statements=[
+                f"""
+                CREATE TABLE session_metadata (
+                    session_id TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL,
+                    conversation_id TEXT,
+                    started_at REAL NOT NULL DEFAULT {_NOW},
+                    last_activity_at REAL NOT NULL DEFAULT {_NOW},
+                    message_count INTEGER NOT NULL DEFAULT 0 CHECK (message_count >= 0),
+                    working_memory_expires_at REAL,
+                    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN
+                        ('active', 'expired', 'ended', 'consolidated')),
+                    summary TEXT CHECK (summary IS NULL OR length(summary) <= 2000),
+                    updated_at REAL NOT NULL DEFAULT {_NOW}
+                )
+                """,
+                """CREATE INDEX idx_session_metadata_user
+                   ON session_metadata(user_id, last_activity_at)""",
+                """CREATE INDEX idx_session_metadata_expiry
+                   ON session_metadata(status, working_memory_expires_at)""",
             ],
         ),
     }

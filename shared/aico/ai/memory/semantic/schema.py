@@ -18,6 +18,8 @@
 - ``semantic_outbox``: work for Chroma. The insert trigger queues "index", the delete trigger
   queues "delete" (so a cascade from ``users`` also reaches Chroma) and drops a pending
   "index" of the same segment. Rows are deleted when done; replaying is idempotent.
+- ``semantic_segment_messages`` (version 2): which log messages each segment was made from,
+  so forgetting one message finds every segment that repeats its words.
 - ``semantic_model``: the one embedding model the stored vectors belong to, plus the target of
   a re-embedding in progress. ``semantic_settings``: the FTS tokenizer the index was built with.
 """
@@ -176,6 +178,24 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 f"DROP TABLE {FTS_TABLE}",
                 "DROP TABLE semantic_segments",
             ],
+        ),
+        2: SchemaVersion(
+            version=2,
+            name="segment sources",
+            description="semantic_segment_messages: the log messages behind each segment",
+            sql_statements=[
+                """
+                CREATE TABLE semantic_segment_messages (
+                    message_id TEXT NOT NULL,
+                    segment_rowid INTEGER NOT NULL
+                        REFERENCES semantic_segments(id) ON DELETE CASCADE,
+                    PRIMARY KEY (message_id, segment_rowid)
+                ) WITHOUT ROWID
+                """,
+                """CREATE INDEX idx_semantic_segment_messages_segment
+                   ON semantic_segment_messages(segment_rowid)""",
+            ],
+            rollback_statements=["DROP TABLE semantic_segment_messages"],
         ),
     }
 )

@@ -116,4 +116,5 @@ def _segment(
         roles=tuple(m.role for m in group),
         fts_text=None if fts_text == text else fts_text,
         embed_text=None if embed_text == text else embed_text,
+        message_ids=tuple(m.message_id for m in group if m.message_id is not None),
     )

@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aico.ai.embeddings import Encoder
+from aico.ai.memory._faults import fault
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
 from aico.ai.memory.semantic._heap import release_free_memory
 from aico.ai.memory.semantic.config import SemanticConfig
@@ -348,12 +349,18 @@ class SemanticMemoryStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def add_segments(self, segments: Sequence[Segment], *, index: bool = True) -> list[str]:
-        """Store segments atomically (rows, FTS, outbox) and, with ``index``, embed them now.
+    def add_segments(
+        self, segments: Sequence[Segment], *, index: bool = True, skip_existing: bool = False
+    ) -> list[str]:
+        """Store segments atomically (rows, FTS, outbox, sources) and, with ``index``, embed now.
 
         Returns the segment ids (generated where a segment had none). With ``index=False``
         the segments are searchable by BM25 at once and by dense search after
-        ``process_outbox``.
+        ``process_outbox``. ``skip_existing`` makes the call idempotent for deterministic
+        ids: a segment whose id is already stored is left as it is (no second FTS row, no
+        second outbox row), and only the ids actually inserted are returned. That is how a
+        consolidation replayed after a crash, or run by two processes at once, stores each
+        segment exactly once.
         """
         self._check_open()
         items = list(segments)
@@ -379,15 +386,29 @@ class SemanticMemoryStore:
             )
             for segment_id, s in zip(ids, items, strict=True)
         ]
+        conflict = " ON CONFLICT(segment_id) DO NOTHING" if skip_existing else ""
+        inserted: list[str] = []
         if rows:
-            self._conn.execute_many(
-                f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        if index and rows and self._mismatch is None:
+            with self._conn.transaction():
+                for row, segment in zip(rows, items, strict=True):
+                    result = self._conn.execute(
+                        f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}) "
+                        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){conflict}",
+                        row,
+                    )
+                    if result.rowcount == 0:
+                        continue  # already stored (skip_existing)
+                    inserted.append(row[0])
+                    if segment.message_ids:
+                        self._conn.execute_many(
+                            "INSERT OR IGNORE INTO semantic_segment_messages "
+                            "(message_id, segment_rowid) "
+                            "SELECT ?, id FROM semantic_segments WHERE segment_id = ?",
+                            [(m, row[0]) for m in dict.fromkeys(segment.message_ids)],
+                        )
+        if index and inserted and self._mismatch is None:
             self.process_outbox()
-        return ids
+        return inserted if skip_existing else ids
 
     def add_messages(
         self,
@@ -438,7 +459,7 @@ class SemanticMemoryStore:
                 except AicoError as exc:
                     self._record_failure([int(r["id"]) for r in rows], exc)
                     raise
-                self._delete_outbox_rows([int(r["id"]) for r in rows])
+                self._delete_outbox_rows(rows)
         return OutboxResult(indexed=indexed, deleted=deleted, remaining=self.pending_outbox())
 
     def pending_outbox(self) -> int:
@@ -468,6 +489,7 @@ class SemanticMemoryStore:
         if todo:
             vectors = self._encode([s["embed_text"] for s in todo])
             self._store_vectors(todo, vectors, fingerprint)
+            fault("mid_outbox")  # vectors in libSQL, not yet in Chroma
             for segment, vector in zip(todo, vectors, strict=True):
                 segment["vector"] = vector
         by_user: dict[str, list[dict[str, Any]]] = {}
@@ -536,8 +558,19 @@ class SemanticMemoryStore:
                 prefix=(type(exc).__name__,),
             )
 
-    def _delete_outbox_rows(self, outbox_ids: list[int]) -> None:
-        self._execute_in("DELETE FROM semantic_outbox WHERE id IN ({})", outbox_ids)
+    def _delete_outbox_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Delete exactly the work items applied, matched on every column, not the id alone.
+
+        ``semantic_outbox.id`` is a plain rowid: once another process emptied the table,
+        SQLite hands the same ids to new rows. Deleting by id alone removed rows queued
+        while this batch was being embedded, which then never reached Chroma.
+        """
+        with self._conn.transaction():
+            self._conn.execute_many(
+                "DELETE FROM semantic_outbox WHERE id = ? AND op = ? AND chroma_id = ? "
+                "AND segment_rowid IS ?",
+                [(int(r["id"]), r["op"], r["chroma_id"], r["segment_rowid"]) for r in rows],
+            )
 
     # -- searching -----------------------------------------------------------------------
 
@@ -975,6 +1008,68 @@ class SemanticMemoryStore:
         self.process_outbox()
         return max(deleted, 0)
 
+    def segments_of_messages(self, message_ids: Sequence[str]) -> list[str]:
+        """Ids of the segments made from any of ``message_ids`` (read-only)."""
+        ids = [str(check_id(m, "message_id")) for m in message_ids]
+        rows = self._fetch_in(
+            "SELECT DISTINCT s.segment_id FROM semantic_segment_messages m "
+            "JOIN semantic_segments s ON s.id = m.segment_rowid WHERE m.message_id IN ({})",
+            ids,
+        )
+        return [str(r["segment_id"]) for r in rows]
+
+    def segments_of_conversation(self, user_id: str, conversation_id: str) -> list[str]:
+        """Ids of ``user_id``'s segments of one conversation (read-only)."""
+        rows = self._conn.fetch_all(
+            "SELECT segment_id FROM semantic_segments WHERE user_id = ? AND conversation_id = ?",
+            (check_id(user_id, "user_id"), check_id(conversation_id, "conversation_id")),
+        )
+        return [str(r["segment_id"]) for r in rows]
+
+    def requeue_unindexed(self) -> int:
+        """Queue index work for every segment with neither a vector nor queued work.
+
+        Nothing should leave such a segment behind; this is the repair ``verify_index``'s
+        ``unindexed`` count calls for. Returns how many were queued.
+        """
+        self._check_open()
+        with self._conn.transaction():
+            return max(
+                self._conn.execute(
+                    "INSERT INTO semantic_outbox (op, segment_rowid, chroma_id) "
+                    "SELECT 'index', s.id, s.chroma_id FROM semantic_segments s "
+                    "WHERE s.vector IS NULL AND NOT EXISTS (SELECT 1 FROM semantic_outbox o "
+                    "WHERE o.op = 'index' AND o.segment_rowid = s.id)"
+                ).rowcount,
+                0,
+            )
+
+    def optimize_fts(self) -> None:
+        """Merge the FTS5 index into one b-tree, so deleted terms leave its live pages.
+
+        A contentless FTS5 table with ``secure-delete`` still keeps a forgotten segment's
+        terms in older index segments until they are merged; ``optimize`` rewrites them
+        (and ``secure_delete`` zeroes the freed pages).
+        """
+        self._check_open()
+        with self._conn.transaction():
+            self._conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
+
+    def purge_index(self) -> int:
+        """Rebuild Chroma so its files keep no id or vector of a deleted segment.
+
+        Chroma keeps deleted ids and vectors in ``chroma.sqlite3`` and the HNSW files until
+        the collection is rebuilt; a forget must not leave them. Returns vectors written.
+        """
+        self._check_open()
+        if self._mismatch is not None:
+            # Vectors of the stored model cannot be re-indexed under another one: drop
+            # every collection instead (the reembed will rebuild them).
+            with self._outbox_lock:
+                self._index.wipe_local()
+            return 0
+        return self.rebuild()
+
     # -- maintenance ----------------------------------------------------------------------
 
     def rebuild(self, *, progress: ProgressCallback | None = None) -> int:
@@ -1042,7 +1137,14 @@ class SemanticMemoryStore:
             )
             or {}
         )
+        unindexed = self._conn.fetch_all(
+            "SELECT segment_id FROM semantic_segments s WHERE s.vector IS NULL "
+            "AND NOT EXISTS (SELECT 1 FROM semantic_outbox o "
+            "WHERE o.op = 'index' AND o.segment_rowid = s.id)"
+        )
         return IndexReport(
+            unindexed_count=len(unindexed),
+            unindexed=tuple(str(r["segment_id"]) for r in unindexed[:sample_limit]),
             segments=int(stats.get("segments") or 0),
             vectors=int(stats.get("vectors") or 0),
             chroma_count=chroma_count,

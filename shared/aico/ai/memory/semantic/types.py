@@ -67,11 +67,13 @@ class Message:
     role: str
     text: str
     timestamp: float
+    message_id: str | None = None
 
     def __post_init__(self) -> None:
         check_role(self.role)
         check_text(self.text, "message text", required=False)
         object.__setattr__(self, "timestamp", check_time(self.timestamp, "message timestamp"))
+        check_id(self.message_id, "message_id", optional=True)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class Segment:
     ``text`` is what search returns. ``fts_text`` (what BM25 indexes) and ``embed_text`` (what
     is embedded) default to ``text``; segmentation can narrow them, e.g. BM25 over the user's
     own words only, which measured best. ``segment_id`` is generated when omitted.
+    ``message_ids`` are the log messages the segment was made from (what a forget of one
+    message follows to find the segments that repeat it).
     """
 
     user_id: str
@@ -93,9 +97,15 @@ class Segment:
     fts_text: str | None = None
     embed_text: str | None = None
     segment_id: str | None = None
+    message_ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_id(self.user_id, "user_id")
+        if isinstance(self.message_ids, str):
+            raise InvalidInput("message_ids must be a sequence of ids, not one string")
+        object.__setattr__(
+            self, "message_ids", tuple(check_id(m, "message_id") for m in self.message_ids)
+        )
         check_id(self.conversation_id, "conversation_id", optional=True)
         check_id(self.session_id, "session_id", optional=True)
         check_id(self.segment_id, "segment_id", optional=True)
@@ -179,8 +189,9 @@ class IndexReport:
 
     ``missing_in_chroma`` lists segment ids whose current vector is not in Chroma;
     ``extra_in_chroma`` lists opaque Chroma ids with no live segment (e.g. after a crash
-    before a delete reached Chroma). Lists are capped at ``sample_limit`` entries; the counts
-    are exact.
+    before a delete reached Chroma). ``unindexed`` lists segments that have no vector and no
+    queued outbox work either, so nothing would ever index them. Lists are capped at
+    ``sample_limit`` entries; the counts are exact.
     """
 
     segments: int
@@ -192,8 +203,11 @@ class IndexReport:
     stale_vectors: int
     missing_in_chroma: Sequence[str] = field(default=())
     extra_in_chroma: Sequence[str] = field(default=())
+    unindexed_count: int = 0
+    unindexed: Sequence[str] = field(default=())
 
     @property
     def ok(self) -> bool:
-        """True when every current vector is in Chroma and nothing else is."""
-        return self.missing_count == 0 and self.extra_count == 0
+        """True when every current vector is in Chroma, nothing else is, and every segment
+        has a vector or queued work that will make one."""
+        return self.missing_count == 0 and self.extra_count == 0 and self.unindexed_count == 0

@@ -7,7 +7,7 @@ from typing import Any
 from aico.ai.memory.working._message import WorkingMessage
 from aico.ai.memory.working._store import WorkingMemoryStore
 
-__all__ = ["list_session", "reconcile", "status", "sweep"]
+__all__ = ["list_session", "status", "sweep"]
 
 
 def status(store: WorkingMemoryStore) -> dict[str, Any]:
@@ -26,7 +26,3 @@ def list_session(
     """The session's newest ``limit`` live messages, oldest first, decrypted (``aico lmdb ls``)."""
     return store.recent(session_id, limit, newest_first=False)
 
-
-def reconcile(store: WorkingMemoryStore) -> dict[str, int]:
-    """Repair session_metadata against LMDB; returns the counts of rows repaired."""
-    return store.reconcile()

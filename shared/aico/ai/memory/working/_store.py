@@ -1,11 +1,11 @@
-"""``WorkingMemoryStore``: a session's last 24 hours, sealed in LMDB, mirrored in session_metadata.
+"""``WorkingMemoryStore``: a session's last 24 hours, sealed in LMDB. It touches LMDB only.
 
 LMDB is a cache with a clock. Every value is AES-GCM sealed (``_seal``), every key is a keyed
 hash plus big-endian numbers (``_keys``), expiry is exact (a read never returns an entry
 whose time has passed, swept or not), and the sweeper walks an expiry index instead of the
-data. Each write that changes a session first commits to LMDB, then pushes the session's
-state to ``session_metadata`` with an idempotent UPSERT (``_metadata``); if the process dies
-in between, ``reconcile`` (run at open) finds the difference and repairs the row.
+data. The message log (libSQL) is the source of truth: the ``MemoryManager`` writes a
+message there first and appends it here afterwards, and repairs this store *from* the log
+after a crash (``has_message`` makes that replay idempotent). Nothing here writes libSQL.
 
 Named databases of the one environment:
 
@@ -26,12 +26,12 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from aico.ai.memory.working import _env, _metadata
+from aico.ai.memory.working import _env
 from aico.ai.memory.working._codec import (
     SessionRecord,
     decode_message,
@@ -55,7 +55,6 @@ from aico.ai.memory.working._keys import (
     split_message_key,
 )
 from aico.ai.memory.working._message import WorkingMessage
-from aico.ai.memory.working._metadata import MetadataConnection
 from aico.ai.memory.working._reseal import ResealReport, reseal_records
 from aico.ai.memory.working._seal import NEVER, Sealer, expires_of
 from aico.errors import (
@@ -127,8 +126,6 @@ class WorkingMemoryStore:
     ``key_hash_key``; an explicit one overrides the derived one). A key that does not match
     the one the store was created with raises ``WrongPassphrase`` before any entry is read.
 
-    ``metadata`` is the connection to the ``core`` database holding ``session_metadata``;
-    without it the store is a pure cache (benchmarks, tools) and nothing is mirrored.
     ``clock`` returns unix seconds and is used for every TTL decision.
 
     Durability: by default every commit is flushed to disk (LMDB's two ``fdatasync``: data
@@ -146,7 +143,6 @@ class WorkingMemoryStore:
         *,
         values_key: bytes | None = None,
         key_hash_key: bytes | None = None,
-        metadata: MetadataConnection | None = None,
         ttl: float = DEFAULT_TTL_S,
         clock: Callable[[], float] = time.time,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
@@ -155,7 +151,6 @@ class WorkingMemoryStore:
         sync: bool = True,
         metasync: bool = True,
         refresh_on_read: bool = False,
-        reconcile_on_open: bool = True,
     ) -> None:
         self._sealer, self._hasher = self._keys(master_key, values_key, key_hash_key)
         self._ttl_us = self._ttl_to_us(ttl)
@@ -169,19 +164,11 @@ class WorkingMemoryStore:
         self._sync = bool(sync)
         self._metasync = bool(metasync)
         self.refresh_on_read = bool(refresh_on_read)
-        self.metadata = metadata
         self._path = Path(path)
         self._closed = False
-        # Test seam: called between the LMDB commit and the session_metadata write.
+        # Test seam: called right after each LMDB write commits (fault injection).
         self._after_lmdb_write: Callable[[str], None] | None = None
         self._open_env()
-        self.last_reconcile: dict[str, int] = {}
-        try:
-            if reconcile_on_open and metadata is not None:
-                self.last_reconcile = self.reconcile()
-        except BaseException:
-            self.close()
-            raise
 
     # -- construction ----------------------------------------------------------------
 
@@ -215,11 +202,11 @@ class WorkingMemoryStore:
         if not (Path(path) / "data.mdb").exists():
             return ResealReport()
         try:
-            with cls(path, new, reconcile_on_open=False):
+            with cls(path, new):
                 return ResealReport(already_current=True)
         except WrongPassphrase:
             pass
-        with cls(path, old, reconcile_on_open=False) as store:
+        with cls(path, old) as store:
             return store.reseal(new)
 
     def reseal(
@@ -255,7 +242,6 @@ class WorkingMemoryStore:
         master_key: MasterKey,
         config: Config,
         *,
-        metadata: MetadataConnection | None = None,
         clock: Callable[[], float] = time.time,
     ) -> WorkingMemoryStore:
         """Open the data dir's store with the ``[memory.working]`` settings."""
@@ -263,7 +249,6 @@ class WorkingMemoryStore:
         return cls(
             cls.default_path(data_dir),
             master_key,
-            metadata=metadata,
             ttl=float(section["ttl_hours"]) * 3600.0,
             clock=clock,
             max_value_bytes=int(section["max_value_bytes"]),
@@ -435,22 +420,9 @@ class WorkingMemoryStore:
         for key in stale:
             txn.delete(key, db=self._db_u)
 
-    def _row_count_for(self, session_id: str, user_id: str) -> int:
-        """The row's message count, where a new LMDB record continues; checks the owner."""
-        if self.metadata is None:
-            return 0
-        owner, count = _metadata.owner_and_count(self.metadata, session_id)
-        if owner is not None and not hmac.compare_digest(owner.encode(), user_id.encode()):
-            raise InvalidInput("this session_id belongs to another user")
-        return count
-
     def _hook(self, operation: str) -> None:
         if self._after_lmdb_write is not None:
             self._after_lmdb_write(operation)
-
-    def _push(self, record: SessionRecord, expires: int, now_us: int) -> None:
-        if self.metadata is not None:
-            _metadata.push_session(self.metadata, record, expires, now_us)
 
     # -- writes ----------------------------------------------------------------------
 
@@ -465,11 +437,15 @@ class WorkingMemoryStore:
         ttl: float | None = None,
         metadata: dict[str, Any] | None = None,
         message_id: str | None = None,
+        created_at: float | None = None,
     ) -> WorkingMessage:
-        """Add a message to the session (LMDB, then session_metadata). Returns it as stored.
+        """Add a message to the session. Returns it as stored.
 
         ``message_id`` lets the caller reuse the id of the libSQL message row; by default a
-        random one is made. A session belongs to the user who first wrote to it.
+        random one is made. ``created_at`` (unix seconds, default now) is when the message
+        was written to the log: its TTL counts from then, so a message replayed into working
+        memory after a crash expires when it would have anyway. A session belongs to the
+        user who first wrote to it.
         """
         _check_id(user_id, "user_id")
         _check_id(session_id, "session_id")
@@ -490,7 +466,10 @@ class WorkingMemoryStore:
         env = self._env()
         sh = self._hasher.session(session_id)
         now_us = self._now_us()
-        base: list[int] = []  # the row's count, fetched at most once across retries
+        if created_at is not None:
+            if not isinstance(created_at, int | float) or not math.isfinite(created_at):
+                raise InvalidInput("created_at must be a finite number of seconds")
+            now_us = min(now_us, round(created_at * 1_000_000))
 
         def write(txn: Txn) -> tuple[int, int, SessionRecord, int]:
             raw = txn.get(sh, db=self._db_s)
@@ -509,8 +488,6 @@ class WorkingMemoryStore:
                 record.user_id.encode(), user_id.encode()
             ):
                 raise InvalidInput("this session_id belongs to another user")
-            if record is None and not base:
-                base.append(self._row_count_for(session_id, user_id))
 
             created, seq = now_us, 0
             cursor = txn.cursor(db=self._db_m)
@@ -532,7 +509,7 @@ class WorkingMemoryStore:
 
             if record is None:
                 record = SessionRecord(
-                    session_id, user_id, conversation_id, created, created, base[0] + 1
+                    session_id, user_id, conversation_id, created, created, 1
                 )
                 uh = self._hasher.user(user_id)
                 txn.put(
@@ -552,9 +529,8 @@ class WorkingMemoryStore:
             self._put_session(txn, sh, record, session_expires, old_expires)
             return created, expires, record, session_expires
 
-        created, expires, record, session_expires = env.write(write, flush=self._flush)
+        created, expires, _record, _session_expires = env.write(write, flush=self._flush)
         self._hook("append")
-        self._push(record, session_expires, now_us)
         return WorkingMessage(
             id=message_id,
             session_id=session_id,
@@ -593,10 +569,8 @@ class WorkingMemoryStore:
             txn.put(expiry_key(expires, TAG_VALUE, record_key), b"", db=self._db_x)
             return self._extend_session(txn, sh, expires, now_us)
 
-        extended = env.write(write, flush=self._flush)
-        if extended is not None:
+        if env.write(write, flush=self._flush) is not None:
             self._hook("put_value")
-            self._push(extended[0], extended[1], now_us)
 
     def _extend_session(
         self, txn: Txn, sh: bytes, expires: int, now_us: int
@@ -658,30 +632,24 @@ class WorkingMemoryStore:
         return removed
 
     def delete_session(self, session_id: str) -> int:
-        """Forget a session: its messages, values, record and session_metadata row.
-
-        Returns the number of messages and values removed. The row goes too because its
-        summary slot may hold user content; ``end_session`` is the non-destructive close.
-        """
+        """Forget a session: its messages, values and record; returns how many entries went."""
         _check_id(session_id, "session_id")
         env = self._env()
         sh = self._hasher.session(session_id)
         removed = env.write(lambda txn: self._purge_session(txn, sh, None), flush=self._flush)
         self._hook("delete_session")
-        if self.metadata is not None:
-            _metadata.delete_rows(self.metadata, [session_id])
         return removed
 
-    def delete_user(self, user_id: str) -> int:
-        """Forget every session of a user (found in LMDB and in session_metadata).
+    def delete_user(self, user_id: str, *, sessions: Sequence[str] = ()) -> int:
+        """Forget every session of a user: those LMDB indexes by user, plus ``sessions``.
 
-        Returns the number of sessions removed.
+        ``sessions`` are ids the caller knows from the log (a session whose by-user entry
+        was lost is still found). Returns the number of sessions removed.
         """
         _check_id(user_id, "user_id")
         env = self._env()
         uh = self._hasher.user(user_id)
-        row_ids = [] if self.metadata is None else _metadata.rows_of_user(self.metadata, user_id)
-        from_rows = {self._hasher.session(sid) for sid in row_ids}
+        from_rows = {self._hasher.session(_check_id(sid, "session_id")) for sid in sessions}
 
         def write(txn: Txn) -> int:
             cursor = txn.cursor(db=self._db_u)
@@ -702,20 +670,85 @@ class WorkingMemoryStore:
 
         removed = env.write(write, flush=self._flush)
         self._hook("delete_user")
-        if self.metadata is not None:
-            self.metadata.execute("DELETE FROM session_metadata WHERE user_id = ?", (user_id,))
         return removed
 
-    def end_session(self, session_id: str) -> bool:
-        """Mark the session ``ended`` in session_metadata; its working memory lives out its TTL.
+    def delete_messages(
+        self,
+        session_id: str,
+        message_ids: Sequence[str] = (),
+        *,
+        conversation_id: str | None = None,
+    ) -> int:
+        """Remove messages of one session: those with these ids, or of this conversation.
 
-        Returns True if a row was marked (always False without a metadata connection).
+        What a forget of one message or one conversation needs. Ids live inside the sealed
+        values, so the session's entries are opened to find them. Returns the number removed.
         """
         _check_id(session_id, "session_id")
-        self._env()
-        if self.metadata is None:
+        wanted = {_check_id(m, "message_id") for m in message_ids}
+        if conversation_id is not None:
+            _check_id(conversation_id, "conversation_id")
+        if not wanted and conversation_id is None:
+            return 0
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        end = _prefix_end(sh)
+
+        def write(txn: Txn) -> int:
+            cursor = txn.cursor(db=self._db_m)
+            doomed: list[tuple[bytes, int]] = []
+            if cursor.set_range(sh):
+                for key, value in cursor:
+                    if end is not None and key >= end:
+                        break
+                    try:
+                        message = self._to_message(
+                            key, expires_of(value), self._sealer.open(_M, key, value)
+                        )
+                    except IntegrityError:
+                        continue
+                    if message.id in wanted or (
+                        conversation_id is not None
+                        and message.conversation_id == conversation_id
+                    ):
+                        doomed.append((key, expires_of(value)))
+            for key, expires in doomed:
+                txn.delete(expiry_key(expires, TAG_MESSAGE, key), db=self._db_x)
+                txn.delete(key, db=self._db_m)
+            return len(doomed)
+
+        removed = env.write(write, flush=self._flush)
+        self._hook("delete_messages")
+        return removed
+
+    def has_message(self, session_id: str, message_id: str) -> bool:
+        """True if the session holds a message with this id, expired or not (read-only).
+
+        What makes replaying the log's working outbox idempotent after a crash between the
+        LMDB commit and the outbox row's removal.
+        """
+        _check_id(session_id, "session_id")
+        _check_id(message_id, "message_id")
+        env = self._env()
+        sh = self._hasher.session(session_id)
+        end = _prefix_end(sh)
+
+        def read(txn: Txn) -> bool:
+            cursor = txn.cursor(db=self._db_m)
+            if not cursor.set_range(sh):
+                return False
+            for key, value in cursor:
+                if end is not None and key >= end:
+                    return False
+                try:
+                    plaintext = self._sealer.open(_M, key, value)
+                except IntegrityError:
+                    continue
+                if self._to_message(key, expires_of(value), plaintext).id == message_id:
+                    return True
             return False
-        return _metadata.mark_ended(self.metadata, session_id, self._now_us())
+
+        return env.read(read)
 
     # -- reads -----------------------------------------------------------------------
 
@@ -898,6 +931,27 @@ class WorkingMemoryStore:
 
         return [sid for _, sid in sorted(env.read(read), reverse=True)]
 
+    def message_ids(self) -> list[tuple[str, str]]:
+        """``(session_id, message_id)`` of every stored message, expired or not (read-only).
+
+        What the coordinator checks against the log on open: working memory may hold only
+        messages the log holds.
+        """
+        env = self._env()
+
+        def read(txn: Txn) -> list[tuple[str, str]]:
+            found: list[tuple[str, str]] = []
+            for key, value in txn.cursor(db=self._db_m):
+                try:
+                    plaintext = self._sealer.open(_M, key, value)
+                except IntegrityError:
+                    continue
+                message = self._to_message(key, expires_of(value), plaintext)
+                found.append((message.session_id, message.id))
+            return found
+
+        return env.read(read)
+
     def _refresh(
         self, sh: bytes, items: list[tuple[bytes, bytes, bytes, bytes]], now_us: int
     ) -> None:
@@ -918,9 +972,7 @@ class WorkingMemoryStore:
                 txn.put(expiry_key(expires, tag, key), b"", db=self._db_x)
             return self._extend_session(txn, sh, expires, now_us)
 
-        extended = self._env().write(write, flush=self._flush)
-        if extended is not None:
-            self._push(extended[0], extended[1], now_us)
+        self._env().write(write, flush=self._flush)
 
     # -- maintenance -----------------------------------------------------------------
 
@@ -928,7 +980,7 @@ class WorkingMemoryStore:
         """Remove expired records, reading only the expired part of the expiry index.
 
         Returns the number of messages and values removed (session records whose time is
-        up go too, and their rows become ``expired``). ``limit`` caps the index entries
+        up go too). ``limit`` caps the index entries
         handled in this call. Runs in batches so readers are never held up for long.
         """
         if limit is not None:
@@ -946,8 +998,6 @@ class WorkingMemoryStore:
             handled += steps
             if ended:
                 self._hook("sweep")
-                if self.metadata is not None:
-                    _metadata.mark_expired(self.metadata, ended, now_us)
             if done:
                 break
         return removed
@@ -991,52 +1041,6 @@ class WorkingMemoryStore:
             if found and not cursor.key():
                 found = False
         return entries, steps, ended, not found
-
-    def reconcile(self) -> dict[str, int]:
-        """Repair session_metadata after a crash between an LMDB write and its row update.
-
-        Rows missing for live LMDB sessions are created; rows behind their LMDB record are
-        brought up to it; active rows whose working memory is gone become ``expired``.
-        Returns how many rows of each kind were repaired.
-        """
-        report = {"rows_created": 0, "rows_updated": 0, "rows_expired": 0}
-        env = self._env()
-        if self.metadata is None:
-            return report
-        now_us = self._now_us()
-        # Rows first, LMDB second: a row committed before this read has its LMDB record
-        # committed before it too (LMDB is always written first), so it is in the snapshot.
-        active = _metadata.active_rows(self.metadata)
-        raw_records = env.read(lambda txn: list(txn.cursor(db=self._db_s).iternext()))
-        live: dict[str, tuple[SessionRecord, int]] = {}
-        for sh, raw in raw_records:
-            expires = expires_of(raw)
-            if expires <= now_us:
-                continue
-            try:
-                record = self._open_session(sh, raw)
-            except IntegrityError:
-                log.warning("working memory: reconcile skipped a session record that failed auth")
-                continue
-            live[record.session_id] = (record, expires)
-        for session_id, (record, expires) in live.items():
-            row = active.get(session_id) or _metadata.row_of(self.metadata, session_id)
-            if row is None:
-                report["rows_created"] += 1
-            elif _metadata.is_behind(row, record, expires):
-                report["rows_updated"] += 1
-            else:
-                continue
-            _metadata.push_session(self.metadata, record, expires, now_us)
-        gone = [
-            (sid, round(float(row["last_activity_at"]) * 1_000_000))
-            for sid, row in active.items()
-            if sid not in live
-        ]
-        report["rows_expired"] = _metadata.mark_expired(self.metadata, gone, now_us)
-        if any(report.values()):
-            log.info("working memory: reconcile repaired %s", report)
-        return report
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes for ``status``; counts expired-pending from the index only."""
