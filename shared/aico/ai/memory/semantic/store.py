@@ -41,6 +41,7 @@ from aico.ai.embeddings import Encoder
 from aico.ai.memory._faults import fault
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
 from aico.ai.memory.semantic._heap import release_free_memory
+from aico.ai.memory.semantic._owner import IndexOwner
 from aico.ai.memory.semantic.config import SemanticConfig
 from aico.ai.memory.semantic.fts import (
     fts_create_statement,
@@ -125,6 +126,7 @@ class SemanticMemoryStore:
         self._df_lock = threading.Lock()
         self._df_cache: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._closed = False
+        self._owner: IndexOwner | None = None
         location = ChromaLocation(
             path=None if chroma_path is None else Path(chroma_path), url=chroma_url
         )
@@ -132,6 +134,7 @@ class SemanticMemoryStore:
         self._model, self._mismatch, adopted = self._check_model(encoder)
         if self._mismatch is not None and check_model:
             raise ModelMismatch(self._mismatch)
+
         self._apply_tokenizer(self._config.fts_tokenizer)
         self._rotation = VectorRotation(keys.rotation_key, encoder.dimension)
         # Cold start: chromadb's import and the HNSW load of a collection hold the GIL for
@@ -144,6 +147,9 @@ class SemanticMemoryStore:
         self._loader_lock = threading.Lock()
         self._loader: ThreadPoolExecutor | None = None
         self._index_future: Future[ChromaIndex] | None = None
+        # An embedded index serves one process (``_owner``): refused up front, typed.
+        if location.path is not None:
+            self._owner = IndexOwner(location.path)
         if self._mismatch is None:
             self._submit(self._encoder.encode_query, "warm up")
 
@@ -196,6 +202,8 @@ class SemanticMemoryStore:
         if loading is not None:
             with contextlib.suppress(Exception):
                 loading.result().close()
+        if self._owner is not None:
+            self._owner.release()
 
     def _shutdown_executor(self) -> None:
         with self._executor_lock:

@@ -1,0 +1,114 @@
+"""The coordinator under concurrency: threads and processes on one data dir.
+
+8 threads in this process and 2 child processes (3 threads each) store messages, end
+sessions, run maintenance and search for ``AICO_CONCURRENCY_SECONDS`` (default 30 s), with
+Chroma as a local server (the embedded index serves one process; see ``_owner``). Then:
+0 errors, 0 acknowledged messages lost, 0 messages in two segments, 0 segments without a
+vector once the outbox drains (``check_invariants``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from coordinator_support import (
+    PASSPHRASE,
+    USER,
+    check_invariants,
+    child_env,
+    create,
+    open_manager,
+    run_mixed,
+    server_config,
+    settle,
+    start_mixed,
+)
+from semantic_support import free_port, start_chroma_server, stop_process
+
+from aico.ai.embeddings import HashingEncoder
+from aico.ai.memory import MemoryManager
+from aico.data.repositories import UserService
+from aico.errors import StoreBusy
+
+pytestmark = pytest.mark.slow
+SECONDS = float(os.environ.get("AICO_CONCURRENCY_SECONDS", "30"))
+
+
+def test_threads_and_processes_together(tmp_path: Path) -> None:
+    port = free_port()
+    server = start_chroma_server(tmp_path / "chroma-server", port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        data_dir = tmp_path / "data"
+        config = server_config(url)
+        with MemoryManager.initialize(
+            data_dir, PASSPHRASE, config=config, encoder=HashingEncoder()
+        ) as memory:
+            UserService(memory.store.connection("core")).create_user("One", user_id=USER)
+        children = [start_mixed(data_dir, f"p{n}", SECONDS, 3, url) for n in range(2)]
+        with MemoryManager.open(
+            data_dir, passphrase=PASSPHRASE, config=config, encoder=HashingEncoder()
+        ) as memory:
+            acked, errors = run_mixed(memory, "main", SECONDS, 8)
+            for child in children:
+                out, err = child.communicate(timeout=SECONDS + 300)
+                assert child.returncode == 0, err[-3000:]
+                result = json.loads(out.strip().splitlines()[-1])
+                errors += result["errors"]
+                acked.update({k: tuple(v) for k, v in result["acked"].items()})
+            assert errors == [], errors[0]
+            assert len(acked) > 200
+            settle(memory)
+            report = check_invariants(memory, acked, search_sample=60)
+            assert report["segments"] > 50
+    finally:
+        stop_process(server)
+
+
+HOLD = """
+import sys, time
+sys.path[:0] = sys.argv[2:]
+import coordinator_support as c
+memory = c.open_manager(__import__("pathlib").Path(sys.argv[1]))
+memory.search(c.USER, "anything", 3)
+print("ready", flush=True)
+sys.stdin.readline()
+memory.close()
+"""
+
+
+def test_a_second_process_gets_a_typed_error_naming_the_index_holder(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    create(data_dir)
+    paths = [str(Path(__file__).parent)]
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(data_dir), *paths],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreBusy, match=rf"pid {holder.pid}\b") as caught:
+            open_manager(data_dir)
+        assert caught.value.pids == (holder.pid,)
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(30)
+    with open_manager(data_dir) as memory:  # free again once the holder is gone
+        assert memory.search(USER, "anything", 3) == []
+
+
+def test_stores_in_one_process_share_the_index(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    create(data_dir)
+    with open_manager(data_dir) as first, open_manager(data_dir) as second:
+        first.store_message(USER, "s", "user", "zqshared words")
+        first.end_session("s")
+        assert second.search(USER, "zqshared", 3, mode="bm25")
