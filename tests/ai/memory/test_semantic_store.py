@@ -17,6 +17,7 @@ from aico.ai.memory.semantic import (
     SemanticKeys,
     SemanticMemoryStore,
 )
+from aico.ai.memory.semantic.search import SearchQuery
 from aico.data.libsql import EncryptedLibSQLConnection
 from aico.errors import ConstraintViolation, InvalidInput, StoreClosed
 from aico.security import MasterKey
@@ -107,7 +108,8 @@ def test_sole_user_bm25_skips_the_user_tag_without_changing_results(
     """The one-user fast path (no user tag in the MATCH) ranks exactly like the tagged one."""
     alice = [s for s in corpus_segments() if s.user_id == "alice"]
     sem_store.add_segments(alice)
-    assert sem_store._sole_user("alice") and not sem_store._sole_user("bob")
+    searcher = sem_store._searcher
+    assert searcher._sole_user("alice") and not searcher._sole_user("bob")
     queries = ["dog cello wedding risotto", "golden retriever", "the of and"]
 
     def results() -> list[list[tuple[str, float | None]]]:
@@ -118,12 +120,12 @@ def test_sole_user_bm25_skips_the_user_tag_without_changing_results(
         ]
 
     fast = results()
-    monkeypatch.setattr(sem_store, "_sole_user", lambda user_id: False)
+    monkeypatch.setattr(searcher, "_sole_user", lambda user_id: False)
     assert results() == fast
     monkeypatch.undo()
     # A second user turns the tag back on: alice still sees only her own segments.
     sem_store.add_segments([s for s in corpus_segments() if s.user_id == "bob"])
-    assert not sem_store._sole_user("alice")
+    assert not searcher._sole_user("alice")
     for q in ("My cat Pixel knocks glasses off the kitchen table.", *queries):
         assert all(h.segment_id.startswith("alice-") for h in sem_store.search("alice", q, k=50))
 
@@ -393,9 +395,10 @@ def test_closed_store_refuses(sem_store: SemanticMemoryStore) -> None:
 def test_exact_scan_agrees_with_chroma(sem_store: SemanticMemoryStore) -> None:
     sem_store.add_segments(corpus_segments())
     vector = HashingEncoder().encode_query("golden retriever swimming")
-    where, params = "s.user_id = ?", ("alice",)
-    exact = sem_store._exact_dense(vector, where, params, 5)
-    via_chroma = sem_store._dense("alice", vector, where, params, 5, False)
+    query = SearchQuery.parse("alice", "golden retriever swimming", 5)
+    where, params = query.where()
+    exact = sem_store._searcher._exact_dense(vector, where, params, 5)
+    via_chroma = sem_store._searcher._dense(query, vector, 5)
     assert [s for _, s in exact] == pytest.approx([s for _, s in via_chroma], abs=1e-5)
     # Equal scores (here: 0.0 give or take float error, no shared feature) may come in any
     # order; the rest may not.
@@ -406,7 +409,7 @@ def test_search_works_while_chroma_is_still_loading(sem_open, monkeypatch) -> No
     """Until the background loader has opened Chroma, dense search scans libSQL exactly."""
     import threading
 
-    from aico.ai.memory.semantic import store as loader_module
+    from aico.ai.memory.semantic import _core as loader_module
 
     sem_open().add_segments(corpus_segments())
     release = threading.Event()

@@ -1,0 +1,137 @@
+"""The model registry: which embedding model the stored vectors belong to, and the tokenizer.
+
+Two small rows of the core database decide whether a store may search and index at all:
+``semantic_model`` (the model of every stored vector, plus the target of an unfinished
+re-embedding) and ``semantic_settings`` (the FTS5 tokenizer the index was built with).
+Opening checks the configured encoder against the first and the configured tokenizer against
+the second. These checks are kept apart from the read and write paths because they run once,
+when a store opens, and because they are the only place that decides between "use the
+vectors", "adopt a new model" (nothing embedded yet) and "refuse until ``reembed``".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aico.ai.embeddings import Encoder
+from aico.ai.memory.semantic.fts import fts_create_statement
+from aico.ai.memory.semantic.schema import FTS_FILL_SQL, FTS_SECURE_DELETE_SQL, FTS_TABLE
+from aico.ai.memory.semantic.types import ModelInfo
+from aico.data.libsql import EncryptedLibSQLConnection
+from aico.errors import SemanticMemoryError
+
+__all__ = [
+    "ModelState",
+    "apply_tokenizer",
+    "check_model",
+    "model_of",
+    "require_schema",
+    "set_target",
+    "write_model",
+]
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """What opening found: the model of the stored vectors and whether the encoder fits.
+
+    ``mismatch`` is the message of a ``ModelMismatch`` (None when the encoder fits);
+    ``adopted`` is True when a store without vectors switched to the configured encoder, so
+    its old Chroma collections (maybe of another dimension) must be dropped.
+    """
+
+    model: ModelInfo
+    mismatch: str | None = None
+    adopted: bool = False
+
+
+def model_of(encoder: Encoder) -> ModelInfo:
+    """The registry row ``encoder`` would have."""
+    return ModelInfo(encoder.name, int(encoder.dimension), encoder.fingerprint)
+
+
+def require_schema(conn: EncryptedLibSQLConnection) -> None:
+    """Refuse a database the semantic schema was never applied to."""
+    found = conn.fetch_value(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        ("semantic_model",),
+    )
+    if not found:
+        raise SemanticMemoryError(
+            "the semantic schema is not applied to this database; run `aico db upgrade`"
+        )
+
+
+def check_model(conn: EncryptedLibSQLConnection, encoder: Encoder) -> ModelState:
+    """Register the encoder on first use; return the stored model and any mismatch."""
+    wanted = model_of(encoder)
+    with conn.transaction():
+        row = conn.fetch_one("SELECT * FROM semantic_model WHERE id = 1")
+        if row is None:
+            write_model(conn, wanted)
+            return ModelState(wanted)
+        stored = ModelInfo(row["name"], int(row["dimension"]), row["fingerprint"])
+        in_progress = row["target_fingerprint"] is not None
+        if stored.fingerprint == wanted.fingerprint and not in_progress:
+            return ModelState(stored)
+        has_vectors = conn.fetch_value(
+            "SELECT EXISTS (SELECT 1 FROM semantic_segments WHERE vector IS NOT NULL)"
+        )
+        if not has_vectors:
+            # Nothing embedded yet: adopt the new model, nothing to migrate.
+            write_model(conn, wanted)
+            return ModelState(wanted, adopted=True)
+    if in_progress:
+        message = (
+            f"a re-embedding to {row['target_name']} is unfinished; "
+            "run `aico semantic reembed` to complete it"
+        )
+    else:
+        message = (
+            f"semantic memory was embedded with {stored.name} ({stored.dimension}-d, "
+            f"fingerprint {stored.fingerprint[:12]}) but the configured encoder is "
+            f"{wanted.name} ({wanted.dimension}-d, fingerprint {wanted.fingerprint[:12]}); "
+            "run `aico semantic reembed` to re-embed the stored segments"
+        )
+    return ModelState(stored, mismatch=message)
+
+
+def write_model(conn: EncryptedLibSQLConnection, info: ModelInfo) -> None:
+    """Make ``info`` the model of the stored vectors (and end any re-embedding)."""
+    conn.execute(
+        """
+        INSERT INTO semantic_model (id, name, dimension, fingerprint, updated_at)
+        VALUES (1, ?, ?, ?, unixepoch('subsec'))
+        ON CONFLICT(id) DO UPDATE SET name = excluded.name,
+            dimension = excluded.dimension, fingerprint = excluded.fingerprint,
+            target_name = NULL, target_dimension = NULL, target_fingerprint = NULL,
+            updated_at = excluded.updated_at
+        """,
+        (info.name, info.dimension, info.fingerprint),
+    )
+
+
+def set_target(conn: EncryptedLibSQLConnection, info: ModelInfo) -> None:
+    """Record that a re-embedding to ``info`` has begun (open stores refuse until it ends)."""
+    conn.execute(
+        "UPDATE semantic_model SET target_name = ?, target_dimension = ?, "
+        "target_fingerprint = ?, updated_at = unixepoch('subsec') WHERE id = 1",
+        (info.name, info.dimension, info.fingerprint),
+    )
+
+
+def apply_tokenizer(conn: EncryptedLibSQLConnection, tokenizer: str) -> None:
+    """Rebuild the FTS table if it was built with another tokenizer (one transaction)."""
+    current = conn.fetch_value("SELECT value FROM semantic_settings WHERE key = 'fts_tokenizer'")
+    if current == tokenizer:
+        return
+    with conn.transaction():
+        conn.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
+        conn.execute(fts_create_statement(FTS_TABLE, tokenizer))
+        conn.execute(FTS_SECURE_DELETE_SQL)
+        conn.execute(FTS_FILL_SQL)
+        conn.execute(
+            """INSERT INTO semantic_settings (key, value) VALUES ('fts_tokenizer', ?)
+               ON CONFLICT(key) DO UPDATE SET value = excluded.value""",
+            (tokenizer,),
+        )

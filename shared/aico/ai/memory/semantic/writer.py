@@ -1,0 +1,322 @@
+"""The write path of the semantic store: segments into libSQL, then the outbox into Chroma.
+
+``add_segments`` inserts rows in one transaction (triggers add the FTS rows and an "index"
+outbox row each); ``process_outbox`` embeds in batches, stores the vector blobs, upserts
+into Chroma and deletes the outbox rows. Deletes (``delete_segments``, ``delete_user``) go
+the same way: the delete trigger queues a "delete" row, and the outbox applies it. Every
+step is idempotent, so replaying the outbox after a crash anywhere repairs the index.
+
+This is the only part that turns libSQL rows into Chroma entries (``store_vectors`` and
+``upsert`` are shared with ``maintenance``), which is why it is kept apart from the read path:
+search never writes, and nothing here ranks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from aico.ai.memory._faults import fault
+from aico.ai.memory.semantic._core import StoreCore
+from aico.ai.memory.semantic._sql import SQL_IN_CHUNK, FloatArray, from_blob, to_blob
+from aico.ai.memory.semantic.schema import FTS_TABLE
+from aico.ai.memory.semantic.segmenting import SegmentationConfig, segment_messages
+from aico.ai.memory.semantic.types import Message, OutboxResult, Segment, check_id
+from aico.data.repositories._base import chunks
+from aico.errors import AicoError, InvalidInput, SemanticMemoryError
+
+__all__ = ["Writer"]
+
+_SEGMENT_COLUMNS = (
+    "segment_id, user_id, conversation_id, session_id, roles, start_ts, end_ts, text, "
+    "fts_text, embed_text, chroma_id"
+)
+
+
+class Writer:
+    """Writes of one store: segments, deletions, and the outbox that carries them to Chroma."""
+
+    def __init__(self, core: StoreCore) -> None:
+        self._core = core
+
+    # -- segments ------------------------------------------------------------------------
+
+    def add_segments(
+        self, segments: Sequence[Segment], *, index: bool = True, skip_existing: bool = False
+    ) -> list[str]:
+        """See ``SemanticMemoryStore.add_segments``."""
+        core = self._core
+        core.check_open()
+        items = list(segments)
+        for item in items:
+            if not isinstance(item, Segment):
+                raise InvalidInput("add_segments() takes Segment objects")
+        ids = [s.segment_id or uuid.uuid4().hex for s in items]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("segment ids must be unique")
+        rows = [
+            (
+                segment_id,
+                s.user_id,
+                s.conversation_id,
+                s.session_id,
+                ",".join(s.roles),
+                s.start_ts,
+                s.end_ts,
+                s.text,
+                s.fts_text,
+                s.embed_text,
+                secrets.token_hex(16),
+            )
+            for segment_id, s in zip(ids, items, strict=True)
+        ]
+        conflict = " ON CONFLICT(segment_id) DO NOTHING" if skip_existing else ""
+        inserted: list[str] = []
+        if rows:
+            with core.conn.transaction():
+                for row, segment in zip(rows, items, strict=True):
+                    result = core.conn.execute(
+                        f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}) "
+                        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){conflict}",
+                        row,
+                    )
+                    if result.rowcount == 0:
+                        continue  # already stored (skip_existing)
+                    inserted.append(row[0])
+                    if segment.message_ids:
+                        core.conn.execute_many(
+                            "INSERT OR IGNORE INTO semantic_segment_messages "
+                            "(message_id, segment_rowid) "
+                            "SELECT ?, id FROM semantic_segments WHERE segment_id = ?",
+                            [(m, row[0]) for m in dict.fromkeys(segment.message_ids)],
+                        )
+        if index and inserted and core.mismatch is None:
+            self.process_outbox()
+        return inserted if skip_existing else ids
+
+    def add_messages(
+        self,
+        user_id: str,
+        messages: Sequence[Message],
+        *,
+        conversation_id: str | None = None,
+        session_id: str | None = None,
+        segmentation: SegmentationConfig | None = None,
+        index: bool = True,
+    ) -> list[str]:
+        """See ``SemanticMemoryStore.add_messages``."""
+        segments = segment_messages(
+            user_id,
+            messages,
+            conversation_id=conversation_id,
+            session_id=session_id,
+            config=segmentation or self._core.config.segmentation,
+        )
+        return self.add_segments(segments, index=index)
+
+    def delete_segments(self, segment_ids: Sequence[str], *, user_id: str | None = None) -> int:
+        """See ``SemanticMemoryStore.delete_segments``."""
+        core = self._core
+        core.check_open()
+        ids = [check_id(s, "segment_id") for s in segment_ids]
+        if user_id is not None:
+            check_id(user_id, "user_id")
+        total = 0
+        with core.conn.transaction():
+            for chunk in chunks(ids, SQL_IN_CHUNK):
+                marks = ",".join("?" * len(chunk))
+                sql = f"DELETE FROM semantic_segments WHERE segment_id IN ({marks})"
+                params: tuple[Any, ...] = tuple(chunk)
+                if user_id is not None:
+                    sql += " AND user_id = ?"
+                    params = (*params, user_id)
+                total += max(core.conn.execute(sql, params).rowcount, 0)
+        self.process_outbox()
+        return total
+
+    def delete_user(self, user_id: str) -> int:
+        """See ``SemanticMemoryStore.delete_user``."""
+        core = self._core
+        core.check_open()
+        check_id(user_id, "user_id")
+        with core.conn.transaction():
+            deleted = core.conn.execute(
+                "DELETE FROM semantic_segments WHERE user_id = ?", (user_id,)
+            ).rowcount
+        core.index.drop(core.collection_name(user_id))
+        self.process_outbox()
+        return max(deleted, 0)
+
+    def requeue_unindexed(self) -> int:
+        """See ``SemanticMemoryStore.requeue_unindexed``."""
+        core = self._core
+        core.check_open()
+        with core.conn.transaction():
+            return max(
+                core.conn.execute(
+                    "INSERT INTO semantic_outbox (op, segment_rowid, chroma_id) "
+                    "SELECT 'index', s.id, s.chroma_id FROM semantic_segments s "
+                    "WHERE s.vector IS NULL AND NOT EXISTS (SELECT 1 FROM semantic_outbox o "
+                    "WHERE o.op = 'index' AND o.segment_rowid = s.id)"
+                ).rowcount,
+                0,
+            )
+
+    def optimize_fts(self) -> None:
+        """See ``SemanticMemoryStore.optimize_fts``."""
+        core = self._core
+        core.check_open()
+        with core.conn.transaction():
+            core.conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
+
+    # -- the outbox ----------------------------------------------------------------------
+
+    def process_outbox(self, *, limit: int | None = None) -> OutboxResult:
+        """See ``SemanticMemoryStore.process_outbox``."""
+        core = self._core
+        core.check_open()
+        indexed = deleted = 0
+        with core.outbox_lock:
+            last_id = 0
+            while limit is None or indexed + deleted < limit:
+                batch = core.config.outbox_batch_size
+                if limit is not None:
+                    batch = min(batch, limit - indexed - deleted)
+                where = "id > ?" + (" AND op = 'delete'" if core.mismatch else "")
+                rows = core.conn.fetch_all(
+                    f"SELECT id, op, segment_rowid, chroma_id FROM semantic_outbox "
+                    f"WHERE {where} ORDER BY id LIMIT ?",
+                    (last_id, batch),
+                )
+                if not rows:
+                    break
+                last_id = int(rows[-1]["id"])
+                try:
+                    deleted += self._apply_deletes([r for r in rows if r["op"] == "delete"])
+                    indexed += self._apply_indexes([r for r in rows if r["op"] == "index"])
+                except AicoError as exc:
+                    self._record_failure([int(r["id"]) for r in rows], exc)
+                    raise
+                self._delete_outbox_rows(rows)
+        return OutboxResult(indexed=indexed, deleted=deleted, remaining=self.pending_outbox())
+
+    def pending_outbox(self) -> int:
+        """Outbox rows not applied yet."""
+        return int(self._core.conn.fetch_value("SELECT count(*) FROM semantic_outbox") or 0)
+
+    def _apply_deletes(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        dead = [str(r["chroma_id"]) for r in rows]
+        index = self._core.index
+        # The segment is gone, so its owner is unknown: try every collection of the store.
+        for name in index.collection_names():
+            index.delete(name, dead)
+        return len(rows)
+
+    def _apply_indexes(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        rowids = sorted({int(r["segment_rowid"]) for r in rows})
+        segments = self._core.fetch_in(
+            "SELECT id, chroma_id, user_id, start_ts, end_ts, vector, vector_fingerprint, "
+            "coalesce(embed_text, text) AS embed_text FROM semantic_segments WHERE id IN ({})",
+            rowids,
+        )
+        fingerprint = self._core.model.fingerprint
+        todo = [s for s in segments if s["vector_fingerprint"] != fingerprint]
+        if todo:
+            vectors = self._encode([s["embed_text"] for s in todo])
+            self.store_vectors(todo, vectors, fingerprint)
+            fault("mid_outbox")  # vectors in libSQL, not yet in Chroma
+            for segment, vector in zip(todo, vectors, strict=True):
+                segment["vector"] = vector
+        by_user: dict[str, list[dict[str, Any]]] = {}
+        for segment in segments:
+            by_user.setdefault(segment["user_id"], []).append(segment)
+        for user_id, items in by_user.items():
+            self.upsert(user_id, items)
+        return len(rows)
+
+    def _encode(self, texts: list[str]) -> FloatArray:
+        core = self._core
+        vectors = np.asarray(
+            core.encoder.encode(texts, batch_size=core.config.embed_batch_size),
+            dtype=np.float32,
+        )
+        if vectors.shape != (len(texts), core.model.dimension):
+            raise SemanticMemoryError(
+                f"the encoder returned vectors of shape {vectors.shape}, "
+                f"expected ({len(texts)}, {core.model.dimension})"
+            )
+        return vectors
+
+    def store_vectors(
+        self, segments: list[dict[str, Any]], vectors: FloatArray, fingerprint: str
+    ) -> None:
+        """Save vectors as blobs with the fingerprint of the model that made them."""
+        # The text check skips a segment whose text changed while it was being embedded:
+        # its update trigger queued a fresh "index" that will embed the new text.
+        self._core.conn.execute_many(
+            "UPDATE semantic_segments SET vector = ?, vector_fingerprint = ? "
+            "WHERE id = ? AND coalesce(embed_text, text) = ?",
+            [
+                (to_blob(vector), fingerprint, int(s["id"]), s["embed_text"])
+                for s, vector in zip(segments, vectors, strict=True)
+            ],
+        )
+
+    def upsert(self, user_id: str, segments: list[dict[str, Any]]) -> None:
+        """Put segments' vectors (rotated) into the user's collection, by their Chroma id."""
+        core = self._core
+        dimension = core.model.dimension
+        vectors = np.stack(
+            [
+                v if isinstance(v, np.ndarray) else from_blob(v, dimension)
+                for v in (s["vector"] for s in segments)
+            ]
+        )
+        metadatas: list[dict[str, str | int | float | bool]] = [
+            {
+                "u": core.keys.user_tag(user_id),
+                "t0": float(s["start_ts"]),
+                "t1": float(s["end_ts"]),
+            }
+            for s in segments
+        ]
+        core.index.upsert(
+            core.collection_name(user_id),
+            [str(s["chroma_id"]) for s in segments],
+            core.rotation.rotate(vectors),
+            metadatas,
+        )
+
+    def _record_failure(self, outbox_ids: list[int], exc: AicoError) -> None:
+        # Only the error class: messages could one day carry something we do not want stored.
+        with contextlib.suppress(AicoError):
+            self._core.execute_in(
+                "UPDATE semantic_outbox SET attempts = attempts + 1, last_error = ? "
+                "WHERE id IN ({})",
+                outbox_ids,
+                prefix=(type(exc).__name__,),
+            )
+
+    def _delete_outbox_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Delete exactly the work items applied, matched on every column, not the id alone.
+
+        ``semantic_outbox.id`` is a plain rowid: once another process emptied the table,
+        SQLite hands the same ids to new rows. Deleting by id alone removed rows queued
+        while this batch was being embedded, which then never reached Chroma.
+        """
+        conn = self._core.conn
+        with conn.transaction():
+            conn.execute_many(
+                "DELETE FROM semantic_outbox WHERE id = ? AND op = ? AND chroma_id = ? "
+                "AND segment_rowid IS ?",
+                [(int(r["id"]), r["op"], r["chroma_id"], r["segment_rowid"]) for r in rows],
+            )
