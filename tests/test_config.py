@@ -72,8 +72,8 @@ def test_data_dir_resolution(tmp_path):
 
 
 def test_semantic_retrieval_settings_reach_the_store_config() -> None:
-    from aico.ai.memory.manager import semantic_config
     from aico.ai.memory.semantic import SemanticConfig
+    from aico.ai.memory.stores import semantic_config
 
     assert semantic_config(load_config(env={})) == SemanticConfig()
     tuned = semantic_config(

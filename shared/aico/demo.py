@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aico.ai.memory import MemoryManager
-from aico.ai.memory.manager import configured_encoder
+from aico.ai.memory.stores import configured_encoder
 from aico.config import load_config
 from aico.data.repositories import FactRepository, FeedbackRepository, LogRepository, UserService
 from aico.data.store import DataStore

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from aico.ai.memory.stores import open_data_store
+from aico.ai.memory.upgrade import upgrade_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 from aico.data.store import DatabaseStatus, DataStore
 
@@ -80,7 +81,10 @@ def migrate_cmd(
 ) -> None:
     """Apply pending versions, each in its own transaction."""
     with _open(state) as store:
-        steps = store.migrate(database=database, schema=schema, to=to, dry_run=dry_run)
+        if database is None and schema is None and to is None and not dry_run:
+            steps = upgrade_store(store)  # also moves a legacy message log
+        else:
+            steps = store.migrate(database=database, schema=schema, to=to, dry_run=dry_run)
     if as_json:
         emit_json(
             [

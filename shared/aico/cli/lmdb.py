@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import click
 
-from aico.ai.memory.stores import open_data_store
+from aico.ai.memory.stores import open_data_store, open_working
 from aico.ai.memory.working import WorkingMemoryStore, list_session, status, sweep
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 
@@ -16,7 +16,7 @@ from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 @contextmanager
 def _open(state: CliState) -> Iterator[WorkingMemoryStore]:
     with open_data_store(state.layout, config=state.config) as store:
-        wm = WorkingMemoryStore.from_config(state.data_dir, store.master_key, state.config)
+        wm = open_working(store, state.config)
         try:
             yield wm
         finally:

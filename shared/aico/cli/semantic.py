@@ -10,9 +10,8 @@ from typing import Any
 import click
 
 from aico.ai.memory.key_rotation import finish_index_rekey
-from aico.ai.memory.manager import configured_encoder, semantic_config
 from aico.ai.memory.semantic import ReembedProgress, SemanticMemoryStore
-from aico.ai.memory.stores import open_data_store
+from aico.ai.memory.stores import open_data_store, open_semantic
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 
 
@@ -20,16 +19,7 @@ from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemoryStore]:
     with open_data_store(state.layout, config=state.config) as store:
         store.migrate()
-        url = state.config.get("memory.semantic.chroma_url") or None
-        semantic = SemanticMemoryStore.open(
-            store.connection("core"),
-            store.master_key,
-            configured_encoder(state.config),
-            chroma_path=None if url else store.layout.chroma,
-            chroma_url=url,
-            config=semantic_config(state.config),
-            check_model=check_model,
-        )
+        semantic = open_semantic(store, state.config, check_model=check_model)
         try:
             if check_model:
                 # A master-key rotation that stopped after retiring the old-key index.

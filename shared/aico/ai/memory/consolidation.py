@@ -58,10 +58,15 @@ class Consolidator:
         self._semantic = semantic
         self._clock = clock
 
-    def consolidate(self, session_id: str, *, trigger: str = "manual") -> int:
-        """Claim and consolidate the session's unclaimed messages; returns segments made."""
+    def consolidate(self, session_id: str, *, trigger: str = "manual", end: bool = False) -> int:
+        """Claim and consolidate the session's unclaimed messages; returns segments made.
+
+        ``end`` also marks the session ended, in the claim's transaction (one commit).
+        """
         compaction_id = uuid.uuid4().hex
         with self._log_conn.transaction():
+            if end:
+                self._log.end_session(session_id, self._clock())
             messages = self._log.claim(session_id, compaction_id, self._clock(), trigger)
         if not messages:
             return 0
@@ -115,6 +120,7 @@ class Consolidator:
         with self._log_conn.transaction():
             self._log.finish_compaction(
                 compaction_id,
+                session_id=messages[0].session_id if messages else "",
                 segments=len(segments),
                 tokens_saved=before - after,
                 now=self._clock(),

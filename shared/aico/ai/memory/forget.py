@@ -166,7 +166,12 @@ class Forgetter:
         conn = self._log_conn
         params: tuple[str | None, ...]
         if grain == "user":
-            where, params = "user_id = ?", (user_id,)
+            # Through the user's sessions (the log has no per-user index on messages).
+            where = (
+                "session_id IN (SELECT session_id FROM session_metadata WHERE user_id = ?) "
+                "AND user_id = ?"
+            )
+            params = (user_id, user_id)
         elif grain == "conversation":
             where, params = "user_id = ? AND conversation_id = ?", (user_id, conversation_id)
         else:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aico.ai.embeddings import Encoder, default_encoder
+from aico.ai.embeddings import Encoder
 from aico.ai.memory._faults import fault
 from aico.ai.memory.consolidation import Consolidator
 from aico.ai.memory.context import ContextBundle, assemble, estimate_tokens, rank_facts
@@ -43,17 +43,24 @@ from aico.ai.memory.key_rotation import finish_index_rekey, index_rebuild_pendin
 from aico.ai.memory.semantic import (
     SearchHit,
     SearchMode,
-    SemanticConfig,
     SemanticMemoryStore,
 )
-from aico.ai.memory.stores import initialize_data_store, open_data_store
-from aico.ai.memory.upgrade import move_legacy_log, needs_move
+from aico.ai.memory.stores import (
+    configured_encoder,
+    initialize_data_store,
+    open_data_store,
+    open_memory,
+    open_semantic,
+    preload_encoder,
+    semantic_config,
+)
+from aico.ai.memory.upgrade import upgrade_store
 from aico.ai.memory.working import WorkingMemoryStore, WorkingMessage
 from aico.config import Config, load_config, resolve_data_dir
 from aico.data.repositories import FactRepository
 from aico.data.repositories.conversations import Attachment, ConversationLog, LoggedMessage
 from aico.data.store import DataStore
-from aico.errors import AicoError, InvalidInput, ModelMismatch, NotFound, StoreClosed
+from aico.errors import AicoError, InvalidInput, ModelMismatch, StoreClosed
 
 __all__ = [
     "ContextBundle",
@@ -62,7 +69,9 @@ __all__ = [
     "MemoryManager",
     "RepairReport",
     "RotationReport",
+    "configured_encoder",
     "estimate_tokens",
+    "semantic_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,7 +194,7 @@ class MemoryManager:
     ) -> MemoryManager:
         """Open working and semantic memory on an unlocked, migrated ``DataStore``."""
         config = config or load_config()
-        working, semantic = _open_memory(
+        working, semantic = open_memory(
             store, config, encoder or configured_encoder(config), clock
         )
         try:
@@ -265,7 +274,7 @@ class MemoryManager:
             self.semantic.close()
             self.working.close()
             new_id = self.store.rotate_master_key(passphrase)
-            self.working, self.semantic = _open_memory(
+            self.working, self.semantic = open_memory(
                 self.store, self.config, encoder, self.clock, finish_rekey=False
             )
             self._wire()
@@ -296,7 +305,7 @@ class MemoryManager:
         vectors = None
         if index_rebuild_pending(store.data_dir):
             try:
-                semantic = _open_semantic(store, config, encoder or configured_encoder(config))
+                semantic = open_semantic(store, config, encoder or configured_encoder(config))
             except ModelMismatch:
                 # The keys are rotated; the index waits for the model to match (its old
                 # vectors are already gone, the marker stays).
@@ -399,8 +408,6 @@ class MemoryManager:
             tool_results=tool_results,
             metadata=dict(metadata or {}),
         )
-        if self._core.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is None:
-            raise NotFound("no such user; create the user first")
         with self._appended_lock:
             # Confirmed appends are cleared in batches, riding on this transaction.
             done: list[str] = []
@@ -417,6 +424,7 @@ class MemoryManager:
                     model=model,
                     title=title,
                     attachments=attachments,
+                    user_exists=lambda: self._user_exists(user_id),
                 )
         except BaseException:
             with self._appended_lock:
@@ -425,6 +433,12 @@ class MemoryManager:
         fault("after_log_commit")
         self._append_working(message)
         return message.id
+
+    def _user_exists(self, user_id: str) -> bool:
+        return (
+            self._core.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,))
+            is not None
+        )
 
     def _append_working(self, message: LoggedMessage) -> bool:
         """Write a logged message to working memory; False if that failed (repaired later)."""
@@ -464,11 +478,11 @@ class MemoryManager:
         """Mark the session ended and (by default) consolidate it now; returns segments made."""
         self._check_open()
         _check_id(session_id, "session_id")
-        with self._log_conn.transaction():
-            self.log.end_session(session_id, self.clock())
         if not consolidate:
+            with self._log_conn.transaction():
+                self.log.end_session(session_id, self.clock())
             return 0
-        made = self._consolidator.consolidate(session_id, trigger="session_end")
+        made = self._consolidator.consolidate(session_id, trigger="session_end", end=True)
         if made:
             self.semantic.process_outbox()
         return made
@@ -705,21 +719,6 @@ class MemoryManager:
         return self.forget(user_id)
 
 
-def upgrade_store(store: DataStore) -> None:
-    """Migrate every database, moving the legacy message log on the way (``upgrade``).
-
-    Order matters: the conversations database and the semantic schema first (the log's new
-    home and the segment-source table), then the move, then the core versions that drop the
-    old tables (they refuse while a legacy row is left).
-    """
-    store.migrate(database="conversations")
-    store.migrate(schema="semantic")
-    core = store.connection("core")
-    if needs_move(core):
-        move_legacy_log(core, store.connection("conversations"))
-    store.migrate()
-
-
 def _check_id(value: object, what: str) -> None:
     if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID:
         raise InvalidInput(f"{what} must be a string of 1-{_MAX_ID} characters")
@@ -770,85 +769,3 @@ def _as_working(message: LoggedMessage, ttl: float) -> WorkingMessage:
         metadata={},
         conversation_id=message.conversation_id,
     )
-
-
-def configured_encoder(config: Config) -> Encoder:
-    """The default encoder, caching its ONNX export where ``memory.semantic`` says."""
-    cache = config.get("memory.semantic.model_cache_dir")
-    return default_encoder(cache_dir=Path(cache).expanduser() if cache else None)
-
-
-def preload_encoder(encoder: Encoder) -> None:
-    """Load an encoder's model on a daemon thread, if it can load ahead of its first use.
-
-    A failure is not reported here: the first ``encode`` raises it, typed, where a caller
-    handles errors.
-    """
-    load = getattr(encoder, "load", None)
-    # Only a model that is ready to load: a first-time ONNX export takes a child process
-    # and half a minute, which belongs in the foreground where its errors are seen.
-    if callable(load) and getattr(encoder, "exported", False):
-
-        def run() -> None:
-            with contextlib.suppress(Exception):
-                load()
-
-        threading.Thread(target=run, name="aico-model-load", daemon=True).start()
-
-
-def _open_semantic(
-    store: DataStore,
-    config: Config,
-    encoder: Encoder,
-) -> SemanticMemoryStore:
-    url = config.section("memory.semantic")["chroma_url"] or None
-    return SemanticMemoryStore.open(
-        store.connection("core"),
-        store.master_key,
-        encoder,
-        chroma_path=None if url else semantic_dir(store.data_dir),
-        chroma_url=url,
-        config=semantic_config(config),
-    )
-
-
-def _open_memory(
-    store: DataStore,
-    config: Config,
-    encoder: Encoder,
-    clock: Callable[[], float],
-    *,
-    finish_rekey: bool = True,
-) -> tuple[WorkingMemoryStore, SemanticMemoryStore]:
-    """Working and semantic memory under the store's key.
-
-    Also finishes an index rebuild a rotation left pending, so a crash after the key file
-    changed is repaired by the next open rather than leaving a stale index.
-    """
-    working = WorkingMemoryStore.from_config(store.data_dir, store.master_key, config, clock=clock)
-    try:
-        semantic = _open_semantic(store, config, encoder)
-        try:
-            if finish_rekey:
-                finish_index_rekey(semantic, store.data_dir)
-        except BaseException:
-            semantic.close()
-            raise
-    except BaseException:
-        working.close()
-        raise
-    return working, semantic
-
-
-def semantic_dir(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "memory" / "semantic" / "chroma"
-
-
-def semantic_config(config: Config) -> SemanticConfig:
-    """``[memory.semantic]`` minus the keys that are not retrieval tuning."""
-    values = {
-        k: v
-        for k, v in config.section("memory.semantic").items()
-        if k not in ("embedding_model", "chroma_url", "model_cache_dir")
-    }
-    return SemanticConfig.from_mapping(values)

@@ -10,22 +10,42 @@ store gets
   Chroma index), so every rotation of the store, including the one ``open`` resumes after
   a crash, moves all the data of the data dir to the new key.
 
-The ``MemoryManager`` and the CLI open stores only through these two functions.
+The ``MemoryManager`` and the CLI open stores only through this module: the data store
+(``open_data_store``, ``initialize_data_store``) and, on it, working and semantic memory
+(``open_working``, ``open_semantic``, ``open_memory``), so the assembly of a data dir's stores
+is written once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import aico.ai.memory.semantic.schema  # noqa: F401  (registers the "semantic" schema)
+from aico.ai.embeddings import Encoder, default_encoder
 from aico.ai.memory import key_rotation
+from aico.ai.memory.key_rotation import finish_index_rekey
+from aico.ai.memory.semantic import SemanticConfig, SemanticMemoryStore
+from aico.ai.memory.working import WorkingMemoryStore
 from aico.config import Config
 from aico.data.schema import default_registry
 from aico.data.store import DataStore
 from aico.layout import DataDir
 
-__all__ = ["initialize_data_store", "open_data_store"]
+__all__ = [
+    "configured_encoder",
+    "initialize_data_store",
+    "open_data_store",
+    "open_memory",
+    "open_semantic",
+    "open_working",
+    "preload_encoder",
+    "semantic_config",
+]
 
 
 def open_data_store(
@@ -68,3 +88,92 @@ def initialize_data_store(
         registry=default_registry,
         rotation_steps=key_rotation.ROTATION_STEPS,
     )
+
+
+def configured_encoder(config: Config) -> Encoder:
+    """The default encoder, caching its ONNX export where ``memory.semantic`` says."""
+    cache = config.get("memory.semantic.model_cache_dir")
+    return default_encoder(cache_dir=Path(cache).expanduser() if cache else None)
+
+
+def preload_encoder(encoder: Encoder) -> None:
+    """Load an encoder's model on a daemon thread, if it can load ahead of its first use.
+
+    A failure is not reported here: the first ``encode`` raises it, typed, where a caller
+    handles errors.
+    """
+    load = getattr(encoder, "load", None)
+    # Only a model that is ready to load: a first-time ONNX export takes a child process
+    # and half a minute, which belongs in the foreground where its errors are seen.
+    if callable(load) and getattr(encoder, "exported", False):
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                load()
+
+        threading.Thread(target=run, name="aico-model-load", daemon=True).start()
+
+
+def open_semantic(
+    store: DataStore,
+    config: Config,
+    encoder: Encoder | None = None,
+    *,
+    check_model: bool = True,
+) -> SemanticMemoryStore:
+    """The data dir's semantic memory, as ``[memory.semantic]`` configures it."""
+    url = config.section("memory.semantic")["chroma_url"] or None
+    return SemanticMemoryStore.open(
+        store.connection("core"),
+        store.master_key,
+        encoder or configured_encoder(config),
+        chroma_path=None if url else store.layout.chroma,
+        chroma_url=url,
+        config=semantic_config(config),
+        check_model=check_model,
+    )
+
+
+def open_working(
+    store: DataStore, config: Config, *, clock: Callable[[], float] = time.time
+) -> WorkingMemoryStore:
+    """The data dir's working memory, as ``[memory.working]`` configures it."""
+    return WorkingMemoryStore.from_config(store.layout.root, store.master_key, config, clock=clock)
+
+
+def open_memory(
+    store: DataStore,
+    config: Config,
+    encoder: Encoder,
+    clock: Callable[[], float],
+    *,
+    finish_rekey: bool = True,
+) -> tuple[WorkingMemoryStore, SemanticMemoryStore]:
+    """Working and semantic memory under the store's key.
+
+    Also finishes an index rebuild a rotation left pending, so a crash after the key file
+    changed is repaired by the next open rather than leaving a stale index.
+    """
+    working = open_working(store, config, clock=clock)
+    try:
+        semantic = open_semantic(store, config, encoder)
+        try:
+            if finish_rekey:
+                finish_index_rekey(semantic, store.data_dir)
+        except BaseException:
+            semantic.close()
+            raise
+    except BaseException:
+        working.close()
+        raise
+    return working, semantic
+
+
+def semantic_config(config: Config) -> SemanticConfig:
+    """``[memory.semantic]`` minus the keys that are not retrieval tuning."""
+    values = {
+        k: v
+        for k, v in config.section("memory.semantic").items()
+        if k not in ("embedding_model", "chroma_url", "model_cache_dir")
+    }
+    return SemanticConfig.from_mapping(values)

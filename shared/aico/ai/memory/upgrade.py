@@ -11,7 +11,9 @@ version 2 and the core versions that drop the old tables (which refuse while a r
    time range), so forgetting one old message still finds its segments;
 2. delete the copied rows from the core database.
 
-A crash between 1 and 2 repeats both, harmlessly.
+A crash between 1 and 2 repeats both, harmlessly. Each moved message is queued in the
+working outbox like a new one (the insert trigger): the first repair drops those past their
+TTL and appends any live one the old working memory lacks.
 """
 
 from __future__ import annotations
@@ -20,14 +22,32 @@ import logging
 from typing import Any
 
 from aico.data.repositories._base import chunks
+from aico.data.schema import MigrationStep
+from aico.data.store import DataStore
 
-__all__ = ["LEGACY_COMPACTION_ID", "move_legacy_log", "needs_move"]
+__all__ = ["LEGACY_COMPACTION_ID", "move_legacy_log", "needs_move", "upgrade_store"]
 
 log = logging.getLogger(__name__)
 
 #: ``compaction_id`` of legacy messages already consolidated (their segments exist).
 LEGACY_COMPACTION_ID = "legacy"
 _BATCH = 1000
+
+
+def upgrade_store(store: DataStore) -> list[tuple[str, MigrationStep]]:
+    """Migrate every database to head, moving the legacy message log on the way.
+
+    Order matters: the conversations database and the semantic schema first (the log's new
+    home and the segment-source table), then the move, then the rest, whose core versions
+    drop the old tables (they refuse while a legacy row is left). Returns the steps applied.
+    ``MemoryManager.open`` and ``aico db migrate`` both upgrade through here.
+    """
+    steps = store.migrate(database="conversations")
+    steps += store.migrate(schema="semantic")
+    core = store.connection("core")
+    if needs_move(core):
+        move_legacy_log(core, store.connection("conversations"))
+    return steps + store.migrate()
 
 
 def _has_table(conn: Any, name: str) -> bool:

@@ -1,10 +1,11 @@
 """``ConversationLog``: the message log in the conversations database, the source of truth.
 
 Every message the companion stores is one row of ``messages``; its conversation, its
-session's ``session_metadata`` row and a ``working_outbox`` row (working memory still to be
-written) commit in the same transaction (``append``), so nothing derived can ever hold a
-message the log does not. Consolidation claims messages here (``claim``) before it writes
-segments elsewhere, which makes it happen exactly once per message whoever runs it.
+session's ``session_metadata`` row and a ``working_outbox`` row (working memory still to
+be written; added by a trigger) commit in the same transaction (``append``), so nothing
+derived can ever hold a message the log does not. Consolidation claims messages here
+(``claim``) before it writes segments elsewhere, which makes it happen exactly once per
+message whoever runs it.
 
 Only the ``MemoryManager`` uses this repository: it alone knows what else must follow a
 write to the log (see ``aico.ai.memory``).
@@ -14,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aico.data.repositories._base import Connection, chunks, dump_json, load_json
-from aico.errors import InvalidInput
+from aico.errors import InvalidInput, NotFound
 
 __all__ = [
     "ATTACHMENT_TYPES",
@@ -157,11 +158,15 @@ class ConversationLog:
         model: str | None,
         title: str | None,
         attachments: Sequence[Attachment] = (),
+        user_exists: Callable[[], bool] = lambda: True,
     ) -> None:
         """Write one message with its conversation, attachments, session row and outbox row.
 
         Call inside ``conn.transaction()``: the owner checks and the writes must be atomic.
         A session and a conversation belong to the user who first wrote to them.
+        ``user_exists`` is asked only when the message starts a new session: an existing
+        session row of this owner proves the user is not forgotten (a forget deletes its
+        rows in the log first), which saves a read of the users table per message.
         """
         m = message
         if m.conversation_id is not None:
@@ -191,7 +196,7 @@ class ConversationLog:
             )
         # The session row first: its upsert only matches the owner's row, so a session of
         # another user changes nothing (rowcount 0) and the transaction is refused.
-        session = self.conn.execute(
+        session = self.conn.fetch_one(
             "INSERT INTO session_metadata (session_id, user_id, conversation_id, started_at, "
             "last_activity_at, message_count, working_memory_expires_at, status, updated_at) "
             "VALUES (?, ?, ?, ?, ?, 1, ?, 'active', ?) "
@@ -202,7 +207,7 @@ class ConversationLog:
             "working_memory_expires_at = max(coalesce(working_memory_expires_at, 0), "
             "excluded.working_memory_expires_at), "
             "status = 'active', updated_at = excluded.updated_at "
-            "WHERE session_metadata.user_id = excluded.user_id",
+            "WHERE session_metadata.user_id = excluded.user_id RETURNING message_count",
             (
                 m.session_id,
                 m.user_id,
@@ -213,8 +218,10 @@ class ConversationLog:
                 m.timestamp,
             ),
         )
-        if session.rowcount == 0:
+        if session is None:
             raise InvalidInput("this session_id belongs to another user")
+        if session["message_count"] == 1 and not user_exists():
+            raise NotFound("no such user; create the user first")
         self.conn.execute(
             f"INSERT INTO messages ({_MESSAGE_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
@@ -249,10 +256,6 @@ class ConversationLog:
                     content,
                 ),
             )
-        self.conn.execute(
-            "INSERT INTO working_outbox (message_id, session_id, created_at) VALUES (?, ?, ?)",
-            (m.id, m.session_id, m.timestamp),
-        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -272,8 +275,9 @@ class ConversationLog:
 
     def messages_of_user(self, user_id: str) -> list[LoggedMessage]:
         rows = self.conn.fetch_all(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE user_id = ? ORDER BY timestamp, rowid",
-            (user_id,),
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE user_id = ? AND session_id IN "
+            "(SELECT session_id FROM session_metadata WHERE user_id = ?) ORDER BY timestamp, rowid",
+            (user_id, user_id),
         )
         return [LoggedMessage.from_row(r) for r in rows]
 
@@ -292,7 +296,11 @@ class ConversationLog:
         if user_id is None:
             return int(self.conn.fetch_value("SELECT count(*) FROM messages") or 0)
         return int(
-            self.conn.fetch_value("SELECT count(*) FROM messages WHERE user_id = ?", (user_id,))
+            self.conn.fetch_value(
+                "SELECT count(*) FROM messages WHERE user_id = ? AND session_id IN "
+                "(SELECT session_id FROM session_metadata WHERE user_id = ?)",
+                (user_id, user_id),
+            )
             or 0
         )
 
@@ -378,20 +386,17 @@ class ConversationLog:
         Call inside ``conn.transaction()`` (``BEGIN IMMEDIATE``): the read and the claim are
         then one atomic step across threads and processes, so no message is claimed twice.
         """
+        # One statement reads and claims (RETURNING gives the claimed rows).
         rows = self.conn.fetch_all(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages "
-            "WHERE session_id = ? AND compaction_id IS NULL ORDER BY timestamp, rowid",
-            (session_id,),
+            "UPDATE messages SET compaction_id = ? "
+            "WHERE session_id = ? AND compaction_id IS NULL "
+            f"RETURNING rowid AS _rowid, {_MESSAGE_COLUMNS}",
+            (compaction_id, session_id),
         )
         if not rows:
             return []
+        rows.sort(key=lambda r: (r["timestamp"], r["_rowid"]))
         messages = [LoggedMessage.from_row(r) for r in rows]
-        for chunk in chunks([m.id for m in messages], 500):
-            marks = ",".join("?" * len(chunk))
-            self.conn.execute(
-                f"UPDATE messages SET compaction_id = ? WHERE id IN ({marks})",
-                (compaction_id, *chunk),
-            )
         self.conn.execute(
             "INSERT INTO compaction_history (id, conversation_id, trigger_type, "
             "original_message_count, performed_at, preserved_messages, user_id, session_id, "
@@ -420,14 +425,20 @@ class ConversationLog:
 
     def claimed_messages(self, compaction_id: str) -> list[LoggedMessage]:
         rows = self.conn.fetch_all(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE compaction_id = ? "
-            "ORDER BY timestamp, rowid",
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+            "WHERE compaction_id = ? AND compaction_id IS NOT NULL ORDER BY timestamp, rowid",
             (compaction_id,),
         )
         return [LoggedMessage.from_row(r) for r in rows]
 
     def finish_compaction(
-        self, compaction_id: str, *, segments: int, tokens_saved: int, now: float
+        self,
+        compaction_id: str,
+        *,
+        session_id: str,
+        segments: int,
+        tokens_saved: int,
+        now: float,
     ) -> bool:
         """Mark a consolidation done and its messages consolidated; False if already done."""
         result = self.conn.execute(
@@ -438,17 +449,15 @@ class ConversationLog:
         if not result.rowcount:
             return False
         self.conn.execute(
-            "UPDATE messages SET consolidated_at = ? WHERE compaction_id = ?",
+            "UPDATE messages SET consolidated_at = ? "
+            "WHERE compaction_id = ? AND compaction_id IS NOT NULL",
             (now, compaction_id),
-        )
-        session = self.conn.fetch_value(
-            "SELECT session_id FROM compaction_history WHERE id = ?", (compaction_id,)
         )
         self.conn.execute(
             "UPDATE session_metadata SET status = 'consolidated', updated_at = ? "
             "WHERE session_id = ? AND status IN ('ended', 'expired') AND NOT EXISTS "
             "(SELECT 1 FROM messages WHERE session_id = ? AND consolidated_at IS NULL)",
-            (now, session, session),
+            (now, session_id, session_id),
         )
         return True
 

@@ -63,6 +63,7 @@ from aico.errors import (
     StoreClosed,
     WrongPassphrase,
 )
+from aico.layout import DataDir
 from aico.security import MasterKey, Purpose
 
 if TYPE_CHECKING:
@@ -232,8 +233,8 @@ class WorkingMemoryStore:
 
     @staticmethod
     def default_path(data_dir: str | os.PathLike[str]) -> Path:
-        """Where a data dir keeps its working memory: ``<data dir>/memory/working``."""
-        return Path(data_dir) / "memory" / "working"
+        """Where a data dir keeps its working memory (``DataDir.working_memory``)."""
+        return DataDir(data_dir).working_memory
 
     @classmethod
     def from_config(
