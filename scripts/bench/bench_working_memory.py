@@ -1,9 +1,10 @@
 """Benchmark: the sealed LMDB working memory (issue 3).
 
 - read: the 20 newest messages of a session holding 1,000 messages of 1 KB (goal p50 <= 100 µs);
-- durable append: one 1 KB message, LMDB commit + session_metadata UPSERT in the encrypted
-  core database (goal p50 <= 1 ms), in each durability mode, plus an LMDB-only append and
-  the disk's bare ``fdatasync`` for reference (LMDB's default mode costs two of those);
+- durable append: one 1 KB message, one LMDB commit (goal p50 <= 1 ms), in each durability
+  mode, plus the disk's bare ``fdatasync`` for reference (LMDB's default mode costs two of
+  those). The store touches LMDB only; the whole ``store_message`` path (log commit first,
+  then this append) is measured by ``bench_manager.py``;
 - sweep: removing 100,000 expired entries through the expiry index.
 
     .venv/bin/python scripts/bench/bench_working_memory.py [--reads 3000] [--appends 300]
@@ -25,10 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aico.ai.memory.working import WorkingMemoryStore, status
-from aico.data.libsql import EncryptedLibSQLConnection
-from aico.data.schema import SchemaRegistry
-from aico.layout import DataDir
-from aico.security import MasterKey, Purpose
+from aico.security import MasterKey
 
 KB_TEXT = ("A typical chat turn about plans for the weekend, " * 25)[:1024]
 T0 = 1_700_000_000.0
@@ -80,29 +78,21 @@ def bench_read(root: Path, master: MasterKey, runs: int) -> dict[str, object]:
 
 
 def bench_appends(root: Path, master: MasterKey, runs: int) -> dict[str, object]:
-    core = EncryptedLibSQLConnection(
-        DataDir(root).database("core"), master.subkey(Purpose.libsql("core"))
-    )
-    SchemaRegistry.apply_core_schemas(core)
     results: dict[str, object] = {}
     modes = (
-        ("append_durable_with_metadata", {"sync": True, "metasync": True}, core, 1000),
-        ("append_metasync_off_with_metadata", {"sync": True, "metasync": False}, core, None),
-        ("append_nosync_with_metadata", {"sync": False}, core, None),
-        ("append_durable_lmdb_only", {"sync": True, "metasync": True}, None, None),
+        ("append_durable", {"sync": True, "metasync": True}, 1000),
+        ("append_metasync_off", {"sync": True, "metasync": False}, None),
+        ("append_nosync", {"sync": False}, None),
     )
-    try:
-        for name, options, metadata, goal in modes:
-            path = root / name
-            with WorkingMemoryStore(path, master, metadata=metadata, **options) as store:
-                for _ in range(20):  # create the session, warm up
-                    store.append("bench-user", name, "user", KB_TEXT)
-                samples = timed(
-                    lambda s=store, n=name: s.append("bench-user", n, "user", KB_TEXT), runs
-                )
-            results[name] = summary(samples, goal_us=goal)
-    finally:
-        core.close()
+    for name, options, goal in modes:
+        path = root / name
+        with WorkingMemoryStore(path, master, **options) as store:
+            for _ in range(20):  # create the session, warm up
+                store.append("bench-user", name, "user", KB_TEXT)
+            samples = timed(
+                lambda s=store, n=name: s.append("bench-user", n, "user", KB_TEXT), runs
+            )
+        results[name] = summary(samples, goal_us=goal)
     results["disk_fdatasync_4k"] = summary(fdatasync_samples(root, runs))
     return results
 
