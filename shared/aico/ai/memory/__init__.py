@@ -1,5 +1,7 @@
 """Memory: working (LMDB, 24 h), semantic (FTS5 + Chroma) and the MemoryManager over both.
 
+``AsyncMemoryManager`` is its async face (one core: each call runs on a worker thread).
+
 Attributes load lazily (PEP 562) so that ``aico lmdb`` does not import Chroma and an
 embedding-free command does not import the model runtime.
 """
@@ -10,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from aico.ai.memory.async_manager import AsyncMemoryManager
     from aico.ai.memory.manager import (
         ContextBundle,
         ForgetReport,
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
     from aico.ai.memory.working import WorkingMemoryStore, WorkingMessage
 
 __all__ = [
+    "AsyncMemoryManager",
     "ContextBundle",
     "ForgetReport",
     "MaintenanceReport",
@@ -31,6 +35,7 @@ __all__ = [
 ]
 
 _HOMES = {
+    "AsyncMemoryManager": "aico.ai.memory.async_manager",
     "ContextBundle": "aico.ai.memory.manager",
     "ForgetReport": "aico.ai.memory.manager",
     "MaintenanceReport": "aico.ai.memory.manager",
