@@ -22,6 +22,7 @@ Messages never contain user content: they name keys, paths, schemas and versions
     │   ├── ConstraintViolation         a CHECK / UNIQUE / FOREIGN KEY constraint failed
     │   ├── QueryError                  any other statement failure
     │   ├── StoreClosed                 an operation on a closed store or connection
+    │   ├── ReadOnly                    a write asked of a store opened read-only
     │   ├── WorkingMemoryError          LMDB-side failures that are not security errors
     │   └── SemanticMemoryError
     │       └── ModelMismatch           the store was built with another embedding model
@@ -52,6 +53,7 @@ __all__ = [
     "ModelMismatch",
     "NotFound",
     "QueryError",
+    "ReadOnly",
     "RegistrationError",
     "SchemaError",
     "SecurityError",
@@ -136,6 +138,14 @@ class QueryError(StorageError):
 
 class StoreClosed(StorageError):
     """The store or connection was used after it was closed."""
+
+
+class ReadOnly(StorageError):
+    """A write was asked of a store opened read-only (``read_only=True``); nothing was written.
+
+    Read verbs (status, search, verify) open their stores read-only so that they provably
+    change nothing; open the store writable for the write.
+    """
 
 
 class SchemaError(AicoError):

@@ -53,6 +53,7 @@ def sem_open(
         config: SemanticConfig | None = None,
         chroma_url: str | None = None,
         check_model: bool = True,
+        read_only: bool = False,
     ) -> SemanticMemoryStore:
         store = SemanticMemoryStore.open(
             sem_core,
@@ -62,6 +63,7 @@ def sem_open(
             chroma_url=chroma_url,
             config=config,
             check_model=check_model,
+            read_only=read_only,
         )
         opened.append(store)
         return store

@@ -5,6 +5,7 @@ Child-process functions live at module level so ``multiprocessing`` (spawn) can 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -85,6 +86,25 @@ def scan_for(root: Path, needles: Sequence[bytes]) -> list[tuple[str, bytes]]:
     return found
 
 
+def digests(root: Path) -> dict[str, str]:
+    """Every file and directory under ``root``: the sha256 of each file, ``<dir>`` for dirs.
+
+    Two equal results mean nothing under ``root`` was created, removed or changed. A WAL
+    database's ``-shm`` file is recorded by name only: it is shared memory, where every
+    reader of the database marks its position by design (it holds no data).
+    """
+    out: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        if path.is_dir():
+            out[name] = "<dir>"
+        elif path.name.endswith("-shm"):
+            out[name] = "<shm>"
+        else:
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
 class CountingEncoder:
     """Wraps an encoder and counts the texts it embeds (to prove work is not redone)."""
 
@@ -153,16 +173,47 @@ def crash_in_encoder_child(db: str, chroma: str, key_hex: str) -> None:
     os._exit(0)  # not reached
 
 
-def run_child(function: str, *args: str, timeout: float = 120.0) -> int:
-    """Run ``function`` of this module in a fresh interpreter; its exit code."""
+def hold_index_child(db: str, chroma: str, key_hex: str) -> None:
+    """Open a writable store (so this process holds embedded Chroma) until stdin closes."""
+    master = MasterKey(bytes.fromhex(key_hex))
+    conn = open_core(Path(db), master)
+    store = SemanticMemoryStore.open(conn, master, HashingEncoder(), chroma_path=chroma)
+    store.wait_ready()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    store.close()
+    conn.close()
+
+
+def _child_command(function: str, *args: str) -> list[str]:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import semantic_support as s; "
         f"s.{function}(*sys.argv[2:])"
     )
-    env = dict(os.environ, ANONYMIZED_TELEMETRY="False", HF_HUB_OFFLINE="1")
+    return [sys.executable, "-c", code, str(Path(__file__).parent), *args]
+
+
+def _child_env() -> dict[str, str]:
+    return dict(os.environ, ANONYMIZED_TELEMETRY="False", HF_HUB_OFFLINE="1")
+
+
+def spawn_child(function: str, *args: str) -> subprocess.Popen[str]:
+    """Start ``function`` of this module in a fresh interpreter, stdin and stdout piped."""
+    return subprocess.Popen(
+        _child_command(function, *args),
+        env=_child_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def run_child(function: str, *args: str, timeout: float = 120.0) -> int:
+    """Run ``function`` of this module in a fresh interpreter; its exit code."""
     done = subprocess.run(
-        [sys.executable, "-c", code, str(Path(__file__).parent), *args],
-        env=env,
+        _child_command(function, *args),
+        env=_child_env(),
         timeout=timeout,
         capture_output=True,
         check=False,

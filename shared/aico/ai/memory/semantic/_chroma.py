@@ -14,6 +14,10 @@ Choices verified against chromadb 1.5.9:
 - Querying for more results than match the filter returns fewer, without warnings.
 - An embedded client persists uninitialised heap memory in new HNSW files; ``harden_heap``
   (``_heap.py``) makes that memory zeros before the first ``PersistentClient`` opens.
+- An embedded client writes even when it only reads: a ``PersistentClient`` that only lists,
+  gets and queries still adds a row to the ``acquire_write`` table of ``chroma.sqlite3``
+  (measured: the file changes on every such open). So a read-only index (``read_only``)
+  refuses a local directory outright, and sends a server read requests only.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aico.ai.memory.semantic._heap import harden_heap
-from aico.errors import AicoError, ConfigError, SemanticMemoryError, StoreClosed
+from aico.errors import AicoError, ConfigError, ReadOnly, SemanticMemoryError, StoreClosed
 
 __all__ = ["ChromaIndex", "ChromaLocation"]
 
@@ -86,9 +90,12 @@ class ChromaIndex:
     user tag ~100-500 ms, as chromadb 1.5.9 resolves metadata filters through SQLite.)
     """
 
-    def __init__(self, location: ChromaLocation, prefix: str) -> None:
+    def __init__(self, location: ChromaLocation, prefix: str, *, read_only: bool = False) -> None:
+        if read_only and location.path is not None:
+            raise ReadOnly("embedded Chroma writes to its files even to read; not opened")
         self._location = location
         self._prefix = prefix
+        self._read_only = read_only
         self._where = location.describe()
         self._lock = threading.RLock()
         self._collections: dict[str, Any] = {}
@@ -137,6 +144,11 @@ class ChromaIndex:
         if self._closed:
             raise StoreClosed(f"{self._where} is closed")
 
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._read_only:
+            raise ReadOnly(f"{self._where} is open read-only")
+
     # -- collections -------------------------------------------------------------------
 
     def _collection(self, name: str, *, create: bool) -> Any | None:
@@ -176,7 +188,7 @@ class ChromaIndex:
 
     def drop(self, name: str) -> None:
         """Delete one collection and its vectors (no error if it does not exist)."""
-        self._check_open()
+        self._check_writable()
         with self._lock, _chroma_errors("delete collection", self._where):
             self._collections.pop(name, None)
             try:
@@ -193,7 +205,7 @@ class ChromaIndex:
         is skipped (returns False) against a server, or while another client in this process
         still has the directory open.
         """
-        self._check_open()
+        self._check_writable()
         for name in self.collection_names():
             self.drop(name)
         if self._location.path is None:
@@ -222,6 +234,7 @@ class ChromaIndex:
         """Insert or replace in collection ``name`` (created if needed); safe to repeat."""
         if not ids:
             return
+        self._check_writable()
         collection = self._collection(name, create=True)
         assert collection is not None  # create=True never returns None
         with self._lock, _chroma_errors("upsert", self._where):
@@ -238,6 +251,7 @@ class ChromaIndex:
         """Delete by id; unknown ids and a missing collection are fine."""
         if not ids:
             return
+        self._check_writable()
         collection = self._collection(name, create=False)
         if collection is None:
             return

@@ -13,6 +13,14 @@ Cold start: chromadb's import and the HNSW load of a collection hold the GIL for
 loaded on a thread of its own, started only after the first search (answered exactly from
 the libSQL vectors) or when something needs the index (a write, ``rebuild``,
 ``verify_index``, ``wait_ready``). See "Opening and cold start" in the docs.
+
+Read-only (``read_only``): the connection is a ``ReadOnlyConnection`` and every write
+refuses up front (``require_writable``). Embedded Chroma is never opened, since chromadb
+writes to its files even to read (``_chroma``); without taking the single-process hold
+(``_owner``) either, a read-only store may read while another process owns the index. Its
+dense half is then always the exact scan over the libSQL vectors. A Chroma server is read as
+usual, unless the stored model would be replaced (``adopted``), when its old collections
+may not even have the right dimension.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from typing import Any
 
 from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
+from aico.ai.memory.semantic._conn import Connection
 from aico.ai.memory.semantic._heap import release_free_memory
 from aico.ai.memory.semantic._owner import IndexOwner
 from aico.ai.memory.semantic._sql import SQL_IN_CHUNK
@@ -34,9 +43,8 @@ from aico.ai.memory.semantic.keys import SemanticKeys
 from aico.ai.memory.semantic.models import ModelState
 from aico.ai.memory.semantic.rotation import VectorRotation
 from aico.ai.memory.semantic.types import ModelInfo
-from aico.data.libsql import EncryptedLibSQLConnection
 from aico.data.repositories._base import chunks
-from aico.errors import ModelMismatch, StoreClosed
+from aico.errors import ModelMismatch, ReadOnly, StoreClosed
 
 __all__ = ["StoreCore"]
 
@@ -48,24 +56,33 @@ class StoreCore:
 
     ``model``, ``encoder`` and ``rotation`` change together, only through ``use_model``
     (a finished ``reembed``); everything else is fixed for the life of the store.
+    ``fts_tokenizer`` is the tokenizer the FTS table was built with (what BM25 searches).
     """
 
     def __init__(
         self,
-        conn: EncryptedLibSQLConnection,
+        conn: Connection,
         encoder: Encoder,
         keys: SemanticKeys,
         location: ChromaLocation,
         config: SemanticConfig,
         state: ModelState,
+        *,
+        fts_tokenizer: str | None,
+        read_only: bool = False,
     ) -> None:
         self.conn = conn
         self.keys = keys
         self.config = config
         self.location = location
+        self.read_only = read_only
+        self.fts_tokenizer = fts_tokenizer
         self.encoder = encoder
         self.model = state.model
         self.mismatch = state.mismatch
+        self.model_registered = state.registered
+        #: False when this store must not open Chroma (see the module docstring).
+        self.index_usable = not read_only or (location.url is not None and not state.adopted)
         self.rotation = VectorRotation(keys.rotation_key, encoder.dimension)
         #: Held while outbox work is applied (and by rebuild/reembed around theirs).
         self.outbox_lock = threading.RLock()
@@ -75,8 +92,9 @@ class StoreCore:
         self._loader: ThreadPoolExecutor | None = None
         self._index_future: Future[ChromaIndex] | None = None
         self._warmer: ThreadPoolExecutor | None = None
-        # An embedded index serves one process (``_owner``): refused up front, typed.
-        self._owner = None if location.path is None else IndexOwner(location.path)
+        # An embedded index serves one process (``_owner``): refused up front, typed. A
+        # read-only store never opens it, so it neither needs nor takes the hold.
+        self._owner = None if location.path is None or read_only else IndexOwner(location.path)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -87,6 +105,11 @@ class StoreCore:
     def check_open(self) -> None:
         if self._closed:
             raise StoreClosed("semantic memory store is closed")
+
+    def require_writable(self, operation: str) -> None:
+        """Refuse a write in a read-only store, before anything is done."""
+        if self.read_only:
+            raise ReadOnly(f"the semantic store is open read-only; {operation}() writes")
 
     def require_model(self) -> None:
         """Refuse work that needs vectors of the stored model while it mismatches."""
@@ -135,9 +158,15 @@ class StoreCore:
         with self._loader_lock:
             if self._index_future is None:
                 self.check_open()
+                if not self.index_usable:
+                    raise ReadOnly("this read-only store does not open the Chroma index")
                 self._loader = ThreadPoolExecutor(1, thread_name_prefix="aico-chroma")
                 self._index_future = self._loader.submit(
-                    _open_index, self.location, self.config.collection_prefix, self._adopted
+                    _open_index,
+                    self.location,
+                    self.config.collection_prefix,
+                    self._adopted,
+                    self.read_only,
                 )
             return self._index_future
 
@@ -147,15 +176,22 @@ class StoreCore:
         return self.start_loading().result()
 
     def index_if_ready(self) -> ChromaIndex | None:
-        """The index if loaded, None before or while loading; a failed load raises."""
+        """The index if loaded, None before or while loading (or never, when not usable);
+        a failed load raises."""
         loading = self._index_future
         if loading is None or not loading.done():
             return None
         return loading.result()
 
     def wait_ready(self, timeout: float | None) -> bool:
-        """Load the index now if needed and wait for it; False on timeout."""
+        """Load the index now if needed and wait for it; False on timeout.
+
+        True at once when the index is not usable: searches are then always answered from
+        libSQL, so there is nothing to wait for.
+        """
         self.check_open()
+        if not self.index_usable:
+            return True
         loading = self.start_loading()
         futures_wait([loading], timeout=timeout)
         if not loading.done():
@@ -187,13 +223,16 @@ class StoreCore:
                 self.conn.execute(sql.format(marks), (*prefix, *chunk))
 
 
-def _open_index(location: ChromaLocation, prefix: str, adopted: bool) -> ChromaIndex:
+def _open_index(
+    location: ChromaLocation, prefix: str, adopted: bool, read_only: bool
+) -> ChromaIndex:
     """Open Chroma and load the first collections' HNSW indexes (runs in the loader thread).
 
     ``adopted``: a new model on a store without vectors, whose old collections may have
-    another dimension, so they are dropped instead.
+    another dimension, so they are dropped instead (never in a read-only store, which does
+    not open the index then).
     """
-    index = ChromaIndex(location, prefix)
+    index = ChromaIndex(location, prefix, read_only=read_only)
     try:
         names = index.collection_names()
         if adopted:

@@ -5,7 +5,8 @@ Chroma is derived: ``rebuild`` recreates it from the vectors in libSQL without r
 (resumably, batch by batch) and ``purge_index`` rebuilds so Chroma's files keep nothing of
 a forgotten segment. These walk every segment of the store and run rarely (an admin verb, a
 forget, a model change), unlike the per-message write path in ``writer`` that they reuse to
-store vectors and fill Chroma; that is why they are kept apart.
+store vectors and fill Chroma; that is why they are kept apart. ``verify_index`` only reads;
+the other three write, and refuse in a read-only store.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Maintenance:
         """See ``SemanticMemoryStore.purge_index``."""
         core = self._core
         core.check_open()
+        core.require_writable("purge_index")
         if core.mismatch is not None:
             # Vectors of the stored model cannot be re-indexed under another one: drop
             # every collection instead (the reembed will rebuild them).
@@ -50,6 +52,7 @@ class Maintenance:
         """See ``SemanticMemoryStore.rebuild``."""
         core = self._core
         core.check_open()
+        core.require_writable("rebuild")
         core.require_model()
         conn = core.conn
         with core.outbox_lock:
@@ -88,18 +91,19 @@ class Maintenance:
         missing: list[str] = []
         extra: list[str] = []
         missing_count = extra_count = chroma_count = 0
-        index = core.index
-        names = set(index.collection_names()) | set(expected)
-        for name in sorted(names):
-            want = expected.get(name, {})
-            have = set(index.iter_ids(name))
-            chroma_count += len(have)
-            lost = [want[cid] for cid in want if cid not in have]
-            stray = sorted(have - want.keys())
-            missing_count += len(lost)
-            extra_count += len(stray)
-            missing.extend(lost[: max(0, sample_limit - len(missing))])
-            extra.extend(stray[: max(0, sample_limit - len(extra))])
+        # A read-only store that may not open Chroma compares nothing (see ``_core``).
+        index = core.index if core.index_usable else None
+        if index is not None:
+            for name in sorted(set(index.collection_names()) | set(expected)):
+                want = expected.get(name, {})
+                have = set(index.iter_ids(name))
+                chroma_count += len(have)
+                lost = [want[cid] for cid in want if cid not in have]
+                stray = sorted(have - want.keys())
+                missing_count += len(lost)
+                extra_count += len(stray)
+                missing.extend(lost[: max(0, sample_limit - len(missing))])
+                extra.extend(stray[: max(0, sample_limit - len(extra))])
         stats = (
             conn.fetch_one(
                 "SELECT count(*) AS segments, count(vector) AS vectors, "
@@ -126,6 +130,7 @@ class Maintenance:
             stale_vectors=int(stats.get("stale") or 0),
             missing_in_chroma=tuple(missing),
             extra_in_chroma=tuple(extra),
+            chroma_checked=index is not None,
         )
 
     def reembed(
@@ -138,6 +143,7 @@ class Maintenance:
         """See ``SemanticMemoryStore.reembed``."""
         core = self._core
         core.check_open()
+        core.require_writable("reembed")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInput("batch_size must be a positive integer")
         target_encoder = encoder or core.encoder

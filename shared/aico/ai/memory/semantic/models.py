@@ -7,17 +7,22 @@ Opening checks the configured encoder against the first and the configured token
 the second. These checks are kept apart from the read and write paths because they run once,
 when a store opens, and because they are the only place that decides between "use the
 vectors", "adopt a new model" (nothing embedded yet) and "refuse until ``reembed``".
+
+A read-only open makes the same decision without writing it down: it registers no model,
+adopts nothing and leaves the FTS table as it was built (``check_model(write=False)``,
+``stored_tokenizer``); the ``ModelState`` says what a writable open would have written.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from aico.ai.embeddings import Encoder
+from aico.ai.memory.semantic._conn import Connection
 from aico.ai.memory.semantic.fts import fts_create_statement
 from aico.ai.memory.semantic.schema import FTS_FILL_SQL, FTS_SECURE_DELETE_SQL, FTS_TABLE
 from aico.ai.memory.semantic.types import ModelInfo
-from aico.data.libsql import EncryptedLibSQLConnection
 from aico.errors import SemanticMemoryError
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "model_of",
     "require_schema",
     "set_target",
+    "stored_tokenizer",
     "write_model",
 ]
 
@@ -37,12 +43,15 @@ class ModelState:
 
     ``mismatch`` is the message of a ``ModelMismatch`` (None when the encoder fits);
     ``adopted`` is True when a store without vectors switched to the configured encoder, so
-    its old Chroma collections (maybe of another dimension) must be dropped.
+    its old Chroma collections (maybe of another dimension) must be dropped. ``registered``
+    is False when the registry row does not name ``model`` yet: only after a read-only open
+    of a store that has no row, or that a writable open would switch to a new model.
     """
 
     model: ModelInfo
     mismatch: str | None = None
     adopted: bool = False
+    registered: bool = True
 
 
 def model_of(encoder: Encoder) -> ModelInfo:
@@ -50,7 +59,7 @@ def model_of(encoder: Encoder) -> ModelInfo:
     return ModelInfo(encoder.name, int(encoder.dimension), encoder.fingerprint)
 
 
-def require_schema(conn: EncryptedLibSQLConnection) -> None:
+def require_schema(conn: Connection) -> None:
     """Refuse a database the semantic schema was never applied to."""
     found = conn.fetch_value(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -62,14 +71,18 @@ def require_schema(conn: EncryptedLibSQLConnection) -> None:
         )
 
 
-def check_model(conn: EncryptedLibSQLConnection, encoder: Encoder) -> ModelState:
-    """Register the encoder on first use; return the stored model and any mismatch."""
+def check_model(conn: Connection, encoder: Encoder, *, write: bool = True) -> ModelState:
+    """Register the encoder on first use; return the stored model and any mismatch.
+
+    With ``write=False`` nothing is registered or adopted: the state says what would be.
+    """
     wanted = model_of(encoder)
-    with conn.transaction():
+    with conn.transaction() if write else contextlib.nullcontext():
         row = conn.fetch_one("SELECT * FROM semantic_model WHERE id = 1")
         if row is None:
-            write_model(conn, wanted)
-            return ModelState(wanted)
+            if write:
+                write_model(conn, wanted)
+            return ModelState(wanted, registered=write)
         stored = ModelInfo(row["name"], int(row["dimension"]), row["fingerprint"])
         in_progress = row["target_fingerprint"] is not None
         if stored.fingerprint == wanted.fingerprint and not in_progress:
@@ -79,8 +92,9 @@ def check_model(conn: EncryptedLibSQLConnection, encoder: Encoder) -> ModelState
         )
         if not has_vectors:
             # Nothing embedded yet: adopt the new model, nothing to migrate.
-            write_model(conn, wanted)
-            return ModelState(wanted, adopted=True)
+            if write:
+                write_model(conn, wanted)
+            return ModelState(wanted, adopted=True, registered=write)
     if in_progress:
         message = (
             f"a re-embedding to {row['target_name']} is unfinished; "
@@ -96,7 +110,7 @@ def check_model(conn: EncryptedLibSQLConnection, encoder: Encoder) -> ModelState
     return ModelState(stored, mismatch=message)
 
 
-def write_model(conn: EncryptedLibSQLConnection, info: ModelInfo) -> None:
+def write_model(conn: Connection, info: ModelInfo) -> None:
     """Make ``info`` the model of the stored vectors (and end any re-embedding)."""
     conn.execute(
         """
@@ -111,7 +125,7 @@ def write_model(conn: EncryptedLibSQLConnection, info: ModelInfo) -> None:
     )
 
 
-def set_target(conn: EncryptedLibSQLConnection, info: ModelInfo) -> None:
+def set_target(conn: Connection, info: ModelInfo) -> None:
     """Record that a re-embedding to ``info`` has begun (open stores refuse until it ends)."""
     conn.execute(
         "UPDATE semantic_model SET target_name = ?, target_dimension = ?, "
@@ -120,10 +134,15 @@ def set_target(conn: EncryptedLibSQLConnection, info: ModelInfo) -> None:
     )
 
 
-def apply_tokenizer(conn: EncryptedLibSQLConnection, tokenizer: str) -> None:
+def stored_tokenizer(conn: Connection) -> str | None:
+    """The tokenizer the FTS table was built with (None if it was never recorded)."""
+    value = conn.fetch_value("SELECT value FROM semantic_settings WHERE key = 'fts_tokenizer'")
+    return None if value is None else str(value)
+
+
+def apply_tokenizer(conn: Connection, tokenizer: str) -> None:
     """Rebuild the FTS table if it was built with another tokenizer (one transaction)."""
-    current = conn.fetch_value("SELECT value FROM semantic_settings WHERE key = 'fts_tokenizer'")
-    if current == tokenizer:
+    if stored_tokenizer(conn) == tokenizer:
         return
     with conn.transaction():
         conn.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")

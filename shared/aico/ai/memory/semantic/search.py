@@ -8,12 +8,13 @@ Filters (conversation, role, time) are evaluated in libSQL. For the dense half, 
 of at most ``exact_search_limit`` segments is searched exactly with the libSQL vectors; a
 larger one is searched in Chroma with a wider over-fetch and post-filtered. (Chroma's own
 ``where`` filters measured 100-500 ms at 100k vectors, against ~8 ms unfiltered.) Before
-Chroma has loaded, the dense half is the same exact scan.
+Chroma has loaded, and always in a read-only store over embedded Chroma, the dense half is
+the same exact scan.
 
-Kept apart from the write path because nothing here writes: a search reads libSQL and
-queries Chroma, and its only state is a cache of document counts (``_cached``). One
-``SearchQuery`` carries the validated arguments through every step, instead of nine
-positional parameters.
+Kept apart from the write path because nothing here changes a row: a search reads libSQL
+and queries Chroma (the first one starts loading Chroma, if the store may open it), and its
+only state is a cache of document counts (``_cached``). One ``SearchQuery`` carries the
+validated arguments through every step, instead of nine positional parameters.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ class Searcher:
     def search(self, q: SearchQuery) -> list[SearchHit]:
         """The ``q.k`` best segments of ``q.user_id``, best first (see ``SemanticMemoryStore``)."""
         hits = self._search(q)
-        if self._core.index_future is None:
+        if self._core.index_usable and self._core.index_future is None:
             self._core.start_loading()  # the first search is answered; now load Chroma
         return hits
 

@@ -12,6 +12,18 @@ Chroma loader):
 - ``search``: the read path, hybrid BM25 + dense search and lookups by id;
 - ``models``: the model registry and the FTS tokenizer, checked when a store opens;
 - ``maintenance``: rebuild, verify, re-embed and purge of the dense index.
+
+Read-only (``read_only=True``), for verbs that must provably change nothing (status,
+search): opening writes nothing, and nothing is written afterwards. No model row is
+registered (``model_registered`` says whether there is one for ``model``), the FTS table is
+not rebuilt for another tokenizer (BM25 searches it as it was built; ``tokenizer_mismatch``),
+no directory or file is created, the encoder is not warmed up and the outbox is not
+processed. Embedded Chroma is not opened at all, because chromadb writes to its files even
+to read: dense search is the exact scan over the libSQL vectors (same scores), and
+``verify_index`` reports Chroma as not checked; the single-process hold on embedded Chroma
+is not taken either, so a read-only store works while another process owns the index. A
+Chroma server is only sent reads. Every method that writes raises ``ReadOnly`` up front.
+The libSQL connection is used through a view that passes ``SELECT`` statements only.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from typing import TYPE_CHECKING
 from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic import models
 from aico.ai.memory.semantic._chroma import ChromaLocation
+from aico.ai.memory.semantic._conn import Connection, ReadOnlyConnection
 from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic.config import SemanticConfig
 from aico.ai.memory.semantic.keys import SemanticKeys
@@ -59,7 +72,8 @@ class SemanticMemoryStore:
     caller owns it). Give exactly one of ``chroma_path`` (embedded) or ``chroma_url`` (a
     Chroma server). Opening with an encoder other than the one the stored vectors were made
     with raises ``ModelMismatch``; pass ``check_model=False`` to open anyway for ``reembed``
-    (search and indexing then refuse until it has run).
+    (search and indexing then refuse until it has run). ``read_only=True`` opens a store that
+    writes nothing, ever (see the module docstring); its writes raise ``ReadOnly``.
     """
 
     def __init__(
@@ -72,22 +86,37 @@ class SemanticMemoryStore:
         chroma_url: str | None = None,
         config: SemanticConfig | None = None,
         check_model: bool = True,
+        read_only: bool = False,
     ) -> None:
         config = config or SemanticConfig()
         location = ChromaLocation(
             path=None if chroma_path is None else Path(chroma_path), url=chroma_url
         )
-        models.require_schema(conn)
-        state = models.check_model(conn, encoder)
+        db: Connection = ReadOnlyConnection(conn) if read_only else conn
+        models.require_schema(db)
+        state = models.check_model(db, encoder, write=not read_only)
         if state.mismatch is not None and check_model:
             raise ModelMismatch(state.mismatch)
-        models.apply_tokenizer(conn, config.fts_tokenizer)
-        core = StoreCore(conn, encoder, keys, location, config, state)
+        if read_only:
+            tokenizer = models.stored_tokenizer(db)
+        else:
+            models.apply_tokenizer(db, config.fts_tokenizer)
+            tokenizer = config.fts_tokenizer
+        core = StoreCore(
+            db,
+            encoder,
+            keys,
+            location,
+            config,
+            state,
+            fts_tokenizer=tokenizer,
+            read_only=read_only,
+        )
         self._core = core
         self._writer = Writer(core)
         self._searcher = Searcher(core)
         self._maintenance = Maintenance(core, self._writer)
-        if core.mismatch is None:
+        if core.mismatch is None and not read_only:
             core.warm_up()
 
     @classmethod
@@ -101,6 +130,7 @@ class SemanticMemoryStore:
         chroma_url: str | None = None,
         config: SemanticConfig | None = None,
         check_model: bool = True,
+        read_only: bool = False,
     ) -> SemanticMemoryStore:
         """Open with the subkeys derived from an unlocked master key."""
         return cls(
@@ -111,6 +141,7 @@ class SemanticMemoryStore:
             chroma_url=chroma_url,
             config=config,
             check_model=check_model,
+            read_only=read_only,
         )
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -135,7 +166,8 @@ class SemanticMemoryStore:
 
         Why: searches work before it is loaded (exactly, from libSQL) but are slower, and
         the load holds the GIL for a while; a service can call this at a moment of its
-        choosing (after start-up, say). A failed load raises its error.
+        choosing (after start-up, say). A failed load raises its error. A read-only store
+        over embedded Chroma never loads it and returns True at once.
         """
         return self._core.wait_ready(timeout)
 
@@ -160,6 +192,35 @@ class SemanticMemoryStore:
     def model_mismatch(self) -> bool:
         """True when the store was opened with ``check_model=False`` and needs ``reembed``."""
         return self._core.mismatch is not None
+
+    @property
+    def read_only(self) -> bool:
+        """True when the store was opened with ``read_only=True`` and writes nothing."""
+        return self._core.read_only
+
+    @property
+    def model_registered(self) -> bool:
+        """False when the registry does not name ``model`` yet.
+
+        Only in a read-only store: over a database with no model row, or one with no
+        vectors that names another model (a writable open registers ``model`` in both cases).
+        """
+        return self._core.model_registered
+
+    @property
+    def fts_tokenizer(self) -> str | None:
+        """The tokenizer the FTS5 index was built with, which BM25 searches with.
+
+        A writable open rebuilds the index for ``config.fts_tokenizer``, so the two differ
+        only in a read-only store (``tokenizer_mismatch``). None if it was never recorded.
+        """
+        return self._core.fts_tokenizer
+
+    @property
+    def tokenizer_mismatch(self) -> bool:
+        """True when the FTS5 index was built with another tokenizer than the configured one
+        (only in a read-only store: a writable open rebuilds it)."""
+        return self._core.fts_tokenizer != self._core.config.fts_tokenizer
 
     # -- writing -------------------------------------------------------------------------
 
@@ -314,7 +375,11 @@ class SemanticMemoryStore:
         return self._maintenance.rebuild(progress=progress)
 
     def verify_index(self, *, sample_limit: int = 20) -> IndexReport:
-        """Compare libSQL and Chroma: counts, and ids missing from or extra in Chroma."""
+        """Compare libSQL and Chroma: counts, and ids missing from or extra in Chroma.
+
+        Reads only. A read-only store over embedded Chroma does not open it: the report
+        then has ``chroma_checked=False`` (and ``ok`` False), with the libSQL side complete.
+        """
         return self._maintenance.verify_index(sample_limit=sample_limit)
 
     def reembed(

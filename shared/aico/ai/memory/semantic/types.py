@@ -192,6 +192,10 @@ class IndexReport:
     before a delete reached Chroma). ``unindexed`` lists segments that have no vector and no
     queued outbox work either, so nothing would ever index them. Lists are capped at
     ``sample_limit`` entries; the counts are exact.
+
+    ``chroma_checked`` is False when Chroma was not read at all: a read-only store never
+    opens embedded Chroma (it writes to its files even to read). The Chroma counts and lists
+    are then zero and empty, and ``ok`` is False: nothing was verified.
     """
 
     segments: int
@@ -205,9 +209,15 @@ class IndexReport:
     extra_in_chroma: Sequence[str] = field(default=())
     unindexed_count: int = 0
     unindexed: Sequence[str] = field(default=())
+    chroma_checked: bool = True
 
     @property
     def ok(self) -> bool:
-        """True when every current vector is in Chroma, nothing else is, and every segment
-        has a vector or queued work that will make one."""
-        return self.missing_count == 0 and self.extra_count == 0 and self.unindexed_count == 0
+        """True when Chroma was checked, every current vector is in it, nothing else is, and
+        every segment has a vector or queued work that will make one."""
+        return (
+            self.chroma_checked
+            and self.missing_count == 0
+            and self.extra_count == 0
+            and self.unindexed_count == 0
+        )

@@ -8,7 +8,8 @@ step is idempotent, so replaying the outbox after a crash anywhere repairs the i
 
 This is the only part that turns libSQL rows into Chroma entries (``store_vectors`` and
 ``upsert`` are shared with ``maintenance``), which is why it is kept apart from the read path:
-search never writes, and nothing here ranks.
+search never writes, and nothing here ranks. In a read-only store every method here except
+``pending_outbox`` raises ``ReadOnly`` before doing anything.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Writer:
         """See ``SemanticMemoryStore.add_segments``."""
         core = self._core
         core.check_open()
+        core.require_writable("add_segments")
         items = list(segments)
         for item in items:
             if not isinstance(item, Segment):
@@ -110,6 +112,7 @@ class Writer:
         index: bool = True,
     ) -> list[str]:
         """See ``SemanticMemoryStore.add_messages``."""
+        self._core.require_writable("add_messages")
         segments = segment_messages(
             user_id,
             messages,
@@ -123,6 +126,7 @@ class Writer:
         """See ``SemanticMemoryStore.delete_segments``."""
         core = self._core
         core.check_open()
+        core.require_writable("delete_segments")
         ids = [check_id(s, "segment_id") for s in segment_ids]
         if user_id is not None:
             check_id(user_id, "user_id")
@@ -143,6 +147,7 @@ class Writer:
         """See ``SemanticMemoryStore.delete_user``."""
         core = self._core
         core.check_open()
+        core.require_writable("delete_user")
         check_id(user_id, "user_id")
         with core.conn.transaction():
             deleted = core.conn.execute(
@@ -156,6 +161,7 @@ class Writer:
         """See ``SemanticMemoryStore.requeue_unindexed``."""
         core = self._core
         core.check_open()
+        core.require_writable("requeue_unindexed")
         with core.conn.transaction():
             return max(
                 core.conn.execute(
@@ -171,6 +177,7 @@ class Writer:
         """See ``SemanticMemoryStore.optimize_fts``."""
         core = self._core
         core.check_open()
+        core.require_writable("optimize_fts")
         with core.conn.transaction():
             core.conn.execute(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('optimize')")
 
@@ -180,6 +187,7 @@ class Writer:
         """See ``SemanticMemoryStore.process_outbox``."""
         core = self._core
         core.check_open()
+        core.require_writable("process_outbox")
         indexed = deleted = 0
         with core.outbox_lock:
             last_id = 0
