@@ -7,6 +7,7 @@ and after the read-only store is opened, used and closed. Real encrypted files, 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from semantic_support import (
 from aico.ai.embeddings import HashingEncoder
 from aico.ai.memory.semantic import (
     DEFAULT_FTS_TOKENIZER,
+    IndexReport,
     Message,
     Segment,
     SemanticConfig,
@@ -38,17 +40,15 @@ from aico.security import MasterKey
 QUERIES = ("golden retriever swimming", "wedding in Lisbon", "marathon", "risotto parmesan")
 
 
-def status(store: SemanticMemoryStore) -> dict[str, object]:
-    """What ``aico semantic status`` shows."""
-    report = store.verify_index()
-    return {
+def status(store: SemanticMemoryStore) -> tuple[IndexReport, dict[str, object]]:
+    """What ``aico semantic status`` shows: the index report and the store's state."""
+    return store.verify_index(), {
         "model": store.model,
         "model_mismatch": store.model_mismatch,
         "model_registered": store.model_registered,
         "tokenizer_mismatch": store.tokenizer_mismatch,
         "segments": store.count(),
         "pending": store.pending_outbox(),
-        "report": report,
     }
 
 
@@ -81,13 +81,12 @@ def test_status_and_search_write_nothing(
 
     store = sem_open(read_only=True)
     assert store.read_only
-    shown = status(store)
+    report, shown = status(store)
     assert shown["segments"] == 13 and shown["pending"] == 1
     assert shown["model_registered"] and not shown["model_mismatch"]
     assert not shown["tokenizer_mismatch"]
-    report = shown["report"]
-    assert not report.chroma_checked and not report.ok  # type: ignore[attr-defined]
-    assert (report.segments, report.vectors, report.unindexed_count) == (13, 12, 0)  # type: ignore[attr-defined]
+    assert not report.chroma_checked and not report.ok  # embedded Chroma is not opened
+    assert (report.segments, report.vectors, report.unindexed_count) == (13, 12, 0)
     # Dense search is the exact scan over libSQL: the same results as Chroma gave.
     for (query, mode), expected in written.items():
         assert scores(store, query, mode) == expected, (query, mode)
@@ -124,6 +123,21 @@ def test_a_fresh_store_opens_read_only_and_creates_nothing(
             assert store.model_registered  # a writable open registers it
     finally:
         conn.close()
+
+
+def test_without_a_chroma_dir_dense_search_scans_libsql(sem_open, tmp_path: Path) -> None:
+    """A master-key rotation deletes the local index; a read-only store does not recreate it."""
+    writer = sem_open()
+    writer.add_segments(corpus_segments())
+    writer.close()
+    shutil.rmtree(tmp_path / "chroma")
+    before = digests(tmp_path)
+    store = sem_open(read_only=True)
+    assert ranked_ids(store, "alice", "golden retriever swimming", mode="dense")[0] == "alice-000"
+    assert status(store)[1]["segments"] == 13
+    store.close()
+    assert digests(tmp_path) == before
+    assert not (tmp_path / "chroma").exists()
 
 
 def test_read_only_searches_the_fts_index_as_it_was_built(sem_open, tmp_path: Path) -> None:
@@ -239,7 +253,7 @@ def test_read_only_works_while_another_process_holds_the_index(
         assert ranked_ids(store, "alice", "golden retriever swimming", mode="dense")[0] == (
             "alice-000"
         )
-        assert status(store)["segments"] == 13
+        assert status(store)[1]["segments"] == 13
         store.close()
     finally:
         if holder.stdin is not None:
