@@ -20,6 +20,7 @@ PACKAGES = [
     "aico.errors",
     "aico.security",
     "aico.ai.embeddings",
+    "aico.ai.memory",
     "aico.ai.memory.semantic",
     "aico.ai.memory.working",
 ]

@@ -48,12 +48,19 @@ def test_status_search_rebuild(env):
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["segments"] == 1 and not info["model_mismatch"]
-    assert info["index"]["missing_count"] == 0 and info["index"]["chroma_count"] == 1
+    assert info["index"]["chroma_checked"] is False  # read-only: embedded Chroma not opened
+    assert info["index"]["unindexed_count"] == 0 and info["index"]["pending_outbox"] == 0
+
+    result = run(env, "semantic", "verify", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["missing_count"] == 0 and report["chroma_count"] == 1
 
     result = run(env, "semantic", "search", "--user", "maya", "when does Ingrid visit", "--json")
     assert result.exit_code == 0, result.output
     [hit] = json.loads(result.output)
     assert "Ingrid" in hit["text"] and hit["bm25_rank"] == 1 and hit["dense_rank"] == 1
+
 
     result = run(env, "semantic", "rebuild")
     assert result.exit_code == 0 and "rebuilt the dense index: 1 vectors" in result.output

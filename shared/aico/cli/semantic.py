@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -12,18 +13,31 @@ import click
 from aico.ai.memory.key_rotation import finish_index_rekey
 from aico.ai.memory.semantic import ReembedProgress, SemanticMemoryStore
 from aico.ai.memory.stores import open_data_store, open_semantic
+from aico.ai.memory.upgrade import upgrade_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 
 
 @contextmanager
 def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemoryStore]:
+    """For the verbs that change the index: upgrades the data dir first."""
     with open_data_store(state.layout, config=state.config) as store:
-        store.migrate()
+        upgrade_store(store)
         semantic = open_semantic(store, state.config, check_model=check_model)
         try:
             if check_model:
                 # A master-key rotation that stopped after retiring the old-key index.
                 finish_index_rekey(semantic, store.layout)
+            yield semantic
+        finally:
+            semantic.close()
+
+
+@contextmanager
+def _open_read(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemoryStore]:
+    """For the read verbs: no migration, and a store that writes nothing anywhere."""
+    with open_data_store(state.layout, config=state.config) as store:
+        semantic = open_semantic(store, state.config, check_model=check_model, read_only=True)
+        try:
             yield semantic
         finally:
             semantic.close()
@@ -58,8 +72,8 @@ def semantic_group() -> None:
 @pass_state
 @handle_errors
 def status_cmd(state: CliState, as_json: bool) -> None:
-    """Model, segment count, and whether Chroma matches libSQL."""
-    with _open(state, check_model=False) as semantic:
+    """Model, segment count, and the index check where it needs no write. Read-only."""
+    with _open_read(state, check_model=False) as semantic:
         report = semantic.verify_index()
         info: dict[str, Any] = {
             "model": asdict(semantic.model),
@@ -75,10 +89,44 @@ def status_cmd(state: CliState, as_json: bool) -> None:
     if info["model_mismatch"]:
         click.echo("           vectors were made by another model: run 'aico semantic reembed'")
     click.echo(f"segments   {info['segments']}")
+    _echo_index(report)
+
+
+def _echo_index(report: Any) -> None:
+    if not report.chroma_checked:
+        click.echo(
+            f"chroma     not opened (read-only; 'aico semantic verify' compares it), "
+            f"{report.pending_outbox} queued, {report.unindexed_count} with no vector or work"
+        )
+        return
     click.echo(
         f"chroma     {report.chroma_count} vectors, {report.missing_count} missing, "
-        f"{report.extra_count} extra, {report.pending_outbox} queued"
+        f"{report.extra_count} extra, {report.pending_outbox} queued, "
+        f"{report.unindexed_count} with no vector or work"
     )
+
+
+@semantic_group.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+@pass_state
+@handle_errors
+def verify_cmd(state: CliState, as_json: bool) -> None:
+    """Compare the Chroma index with libSQL (every segment); exit 1 if they disagree.
+
+    It opens the index, so chromadb records its own open in its files; aico writes nothing.
+    """
+    with open_data_store(state.layout, config=state.config) as store:
+        semantic = open_semantic(store, state.config, check_model=False)
+        try:
+            report = semantic.verify_index()
+        finally:
+            semantic.close()
+    if as_json:
+        emit_json(asdict(report))
+    else:
+        _echo_index(report)
+    if not report.ok:
+        sys.exit(1)
 
 
 @semantic_group.command("search")
@@ -90,8 +138,11 @@ def status_cmd(state: CliState, as_json: bool) -> None:
 @pass_state
 @handle_errors
 def search_cmd(state: CliState, user_id: str, query: str, k: int, mode: str, as_json: bool) -> None:
-    """Search one user's long-term memory (decrypted output: for the key holder only)."""
-    with _open(state) as semantic:
+    """Search one user's long-term memory (decrypted output: for the key holder only).
+
+    Read-only: the dense half is an exact scan of the stored vectors.
+    """
+    with _open_read(state) as semantic:
         hits = semantic.search(user_id, query, k, mode=mode)  # type: ignore[arg-type]
     if as_json:
         emit_json([asdict(h) for h in hits])

@@ -18,16 +18,22 @@ if TYPE_CHECKING:
         ForgetReport,
         MaintenanceReport,
         MemoryManager,
+        RepairReport,
+        RotationReport,
     )
     from aico.ai.memory.semantic import SearchHit, SemanticMemoryStore
     from aico.ai.memory.working import WorkingMemoryStore, WorkingMessage
+    from aico.data.repositories.conversations import Attachment
 
 __all__ = [
     "AsyncMemoryManager",
+    "Attachment",
     "ContextBundle",
     "ForgetReport",
     "MaintenanceReport",
     "MemoryManager",
+    "RepairReport",
+    "RotationReport",
     "SearchHit",
     "SemanticMemoryStore",
     "WorkingMemoryStore",
@@ -36,10 +42,13 @@ __all__ = [
 
 _HOMES = {
     "AsyncMemoryManager": "aico.ai.memory.async_manager",
+    "Attachment": "aico.data.repositories.conversations",
     "ContextBundle": "aico.ai.memory.manager",
     "ForgetReport": "aico.ai.memory.manager",
     "MaintenanceReport": "aico.ai.memory.manager",
     "MemoryManager": "aico.ai.memory.manager",
+    "RepairReport": "aico.ai.memory.manager",
+    "RotationReport": "aico.ai.memory.manager",
     "SearchHit": "aico.ai.memory.semantic",
     "SemanticMemoryStore": "aico.ai.memory.semantic",
     "WorkingMemoryStore": "aico.ai.memory.working",

@@ -120,8 +120,13 @@ def open_semantic(
     encoder: Encoder | None = None,
     *,
     check_model: bool = True,
+    read_only: bool = False,
 ) -> SemanticMemoryStore:
-    """The data dir's semantic memory, as ``[memory.semantic]`` configures it."""
+    """The data dir's semantic memory, as ``[memory.semantic]`` configures it.
+
+    ``read_only``: writes nothing anywhere (see ``SemanticMemoryStore``): what the read
+    verbs (``aico semantic status|search``) open.
+    """
     url = config.section("memory.semantic")["chroma_url"] or None
     return SemanticMemoryStore.open(
         store.connection("core"),
@@ -131,6 +136,7 @@ def open_semantic(
         chroma_url=url,
         config=semantic_config(config),
         check_model=check_model,
+        read_only=read_only,
     )
 
 

@@ -15,6 +15,7 @@ search never writes, and nothing here ranks. In a read-only store every method h
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -77,26 +78,44 @@ class Writer:
             )
             for segment_id, s in zip(ids, items, strict=True)
         ]
-        conflict = " ON CONFLICT(segment_id) DO NOTHING" if skip_existing else ""
         inserted: list[str] = []
         if rows:
             with core.conn.transaction():
-                for row, segment in zip(rows, items, strict=True):
-                    result = core.conn.execute(
+                pairs = list(zip(rows, items, strict=True))
+                if skip_existing:
+                    # Inside the write transaction: no other writer can add one meanwhile.
+                    existing = {
+                        str(r["segment_id"])
+                        for chunk in chunks(ids, SQL_IN_CHUNK)
+                        for r in core.conn.fetch_all(
+                            "SELECT segment_id FROM semantic_segments WHERE segment_id IN "
+                            f"({','.join('?' * len(chunk))})",
+                            chunk,
+                        )
+                    }
+                    pairs = [(r, seg) for r, seg in pairs if r[0] not in existing]
+                # One statement per row, inside the transaction: ``execute_many`` would
+                # add a savepoint per call (two more round trips per segment).
+                for row, _ in pairs:
+                    core.conn.execute(
                         f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}) "
-                        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){conflict}",
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         row,
                     )
-                    if result.rowcount == 0:
-                        continue  # already stored (skip_existing)
-                    inserted.append(row[0])
-                    if segment.message_ids:
-                        core.conn.execute_many(
-                            "INSERT OR IGNORE INTO semantic_segment_messages "
-                            "(message_id, segment_rowid) "
-                            "SELECT ?, id FROM semantic_segments WHERE segment_id = ?",
-                            [(m, row[0]) for m in dict.fromkeys(segment.message_ids)],
-                        )
+                sources = [
+                    [message_id, row[0]]
+                    for row, segment in pairs
+                    for message_id in dict.fromkeys(segment.message_ids)
+                ]
+                if sources:  # every source row in one statement
+                    core.conn.execute(
+                        "INSERT OR IGNORE INTO semantic_segment_messages "
+                        "(message_id, segment_rowid) "
+                        "SELECT j.value ->> 0, s.id FROM json_each(?) AS j "
+                        "JOIN semantic_segments AS s ON s.segment_id = j.value ->> 1",
+                        (json.dumps(sources),),
+                    )
+                inserted = [r[0] for r, _ in pairs]
         if index and inserted and core.mismatch is None:
             self.process_outbox()
         return inserted if skip_existing else ids
