@@ -4,9 +4,10 @@ It creates an encrypted store in a temporary folder (or ``--data-dir``), applies
 schema, writes the sample users, memories, feedback and conversations through the
 repositories and the MemoryManager (working memory, consolidation into long-term memory,
 embedding), assembles a prompt context with hybrid search, runs maintenance, forgets a
-user, runs ``aico db status`` and ``aico lmdb status`` as a user would, then proves the
-privacy claims it can check: no sample text is anywhere on disk in plaintext (libSQL, LMDB,
-Chroma), and a wrong passphrase is refused before any database is touched.
+user and scans every decrypted database page for their words, runs ``aico db status`` and
+``aico lmdb status`` as a user would, then proves the privacy claims it can check: no sample
+text is anywhere on disk in plaintext (libSQL, LMDB, Chroma), and a wrong passphrase is
+refused before any database is touched.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from aico.ai.memory import MemoryManager
-from aico.ai.memory.stores import configured_encoder
+from aico.ai.memory.stores import configured_encoder, initialize_data_store
 from aico.config import load_config
 from aico.data.repositories import FactRepository, FeedbackRepository, LogRepository, UserService
 from aico.data.store import DataStore
@@ -58,7 +59,6 @@ def load_sample(manager: MemoryManager, sample: dict[str, Any], clock: DemoClock
     """Write the sample through the repositories and the MemoryManager; key -> user id."""
     store = manager.store
     core = store.connection("core")
-    conversations = store.connection("conversations")
     users, facts, feedback = UserService(core), FactRepository(core), FeedbackRepository(core)
     logs = LogRepository(core)
     ids: dict[str, str] = {}
@@ -75,19 +75,32 @@ def load_sample(manager: MemoryManager, sample: dict[str, Any], clock: DemoClock
             feedback.record(profile.user_id, **event)
         for n, conv in enumerate(person["conversations"]):
             conv_id = f"{person['key']}-c{n}"
-            conversations.execute(
-                "INSERT INTO conversations (id, title, provider, model) VALUES (?, ?, ?, ?)",
-                (conv_id, conv["title"], "local", "demo"),
-            )
             clock.now += 3 * 86400  # conversations a few days apart
             for role, text in conv["messages"]:
                 clock.now += 45
                 manager.store_message(
-                    profile.user_id, f"{conv_id}-s", role, text, conversation_id=conv_id
+                    profile.user_id,
+                    f"{conv_id}-s",
+                    role,
+                    text,
+                    conversation_id=conv_id,
+                    title=conv["title"],
+                    provider="local",
+                    model="demo",
                 )
             manager.end_session(f"{conv_id}-s")  # consolidate into long-term memory
         logs.insert_log(level="INFO", message="sample user loaded", user_id=profile.user_id)
     return ids
+
+
+def decrypted_pages(manager: MemoryManager) -> bytes:
+    """Every page of every database, decrypted with the key (``sqlite_dbpage``)."""
+    out = bytearray()
+    for name in manager.store.databases:
+        if manager.store.path_of(name).exists():
+            for row in manager.store.connection(name).fetch_all("SELECT data FROM sqlite_dbpage"):
+                out += row["data"]
+    return bytes(out)
 
 
 def scan_for_plaintext(root: Path, needles: list[str]) -> list[str]:
@@ -117,7 +130,7 @@ def run(data_dir: Path) -> int:
 
     step(f"create an encrypted store in {data_dir}")
     with timed("key file (Argon2id t=3, m=64 MiB, p=4) + databases + migrations"):
-        store = DataStore.initialize(data_dir, DEMO_PASSPHRASE, config=config)
+        store = initialize_data_store(data_dir, DEMO_PASSPHRASE, config=config)
     for db in store.status():
         schemas = ", ".join(f"{s.schema} v{s.current}" for s in db.schemas)
         print(f"   {db.database:<14} {db.path.relative_to(data_dir)}  {schemas}")
@@ -134,7 +147,7 @@ def run(data_dir: Path) -> int:
     core = store.connection("core")
     print(
         f"   {len(ids)} users, {core.fetch_value('SELECT count(*) FROM facts')} memories, "
-        f"{core.fetch_value('SELECT count(*) FROM memory_messages')} messages, "
+        f"{manager.log.count()} messages in the log, "
         f"{manager.semantic.count()} long-term segments"
     )
     manager.close()
@@ -154,21 +167,44 @@ def run(data_dir: Path) -> int:
     print("     " + bundle.render().replace("\n", "\n     "))
 
     step("hybrid search: both halves and the fused score")
-    for hit in manager.semantic.search(maya, "sister visiting in summer", 3):
+    for hit in manager.search(maya, "sister visiting in summer", 3):
         print(
             f"   {hit.score:.3f}  bm25 #{hit.bm25_rank}  dense #{hit.dense_rank}  "
             f"{hit.text.splitlines()[0][:70]}"
         )
-    own = [h.text.splitlines()[0][:50] for h in manager.semantic.search(tom, "Ingrid June", 3)]
+    own = [h.text.splitlines()[0][:50] for h in manager.search(tom, "Ingrid June", 3)]
     print(f"   Tom searching for Maya's 'Ingrid June' sees only his own segments: {own}")
 
     step("maintenance a day later: sweep working memory, consolidate idle sessions")
     clock.now += 25 * 3600
     print(f"   {manager.maintenance()}")
 
-    step("forget Tom everywhere")
-    print(f"   {manager.forget_user(tom)}")
+    step("forget Tom everywhere, then look at every decrypted page")
+    tom_person = next(u for u in sample["users"] if u["key"] == "tom")
+    maya_person = next(u for u in sample["users"] if u["key"] == "maya")
+
+    def said(person: dict[str, Any]) -> list[str]:
+        return [m[1] for c in person["conversations"] for m in c["messages"]] + [
+            f["content"] for f in person["facts"]
+        ]
+
+    report = manager.forget(tom)
+    print(
+        f"   removed {report.messages} messages, {report.conversations} conversations, "
+        f"{report.segments} segments, {report.facts} facts, {report.working_entries} "
+        f"working-memory sessions, {report.logs} log rows"
+    )
+    pages = decrypted_pages(manager)
+    left = [t for t in said(tom_person) if t.encode() in pages]
+    kept = [t for t in said(maya_person) if t.encode() in pages]
+    print(
+        f"   decrypted pages of every database: {len(left)} of Tom's {len(said(tom_person))} "
+        f"texts left; {len(kept)} of Maya's {len(said(maya_person))} still there"
+    )
     manager.close()
+    if left or len(kept) != len(said(maya_person)):
+        print("   forget left Tom's words behind or lost Maya's (this is a bug)", file=sys.stderr)
+        return 1
 
     step("aico db status and aico lmdb status (the CLI, as a user runs it)")
     env = {**os.environ, "AICO_PASSPHRASE": DEMO_PASSPHRASE, "AICO_SECURITY__USE_KEYRING": "false"}
