@@ -249,6 +249,10 @@ class DataStore:
                 self._conns[database] = conn
             return conn
 
+    def other_holders(self) -> list[int]:
+        """Pids of every other open store on this data dir (this process's others too)."""
+        return self._hold.others()
+
     def close(self) -> None:
         """Close every connection (writing integrity seals), then drop the hold on the
         data dir. Idempotent."""

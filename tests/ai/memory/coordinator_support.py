@@ -233,6 +233,8 @@ def check_invariants(
     in_working = memory.working.message_ids()
     phantoms = [m for _, m in in_working if m not in logged]
     assert phantoms == [], f"{len(phantoms)} phantom messages in working memory"
+    copies = len(in_working) - len({m for _, m in in_working})
+    assert copies == 0, f"{copies} messages twice in working memory"
     now = memory.clock()
     have = {m for _, m in in_working}
     live_missing = [

@@ -112,3 +112,33 @@ def test_stores_in_one_process_share_the_index(tmp_path: Path) -> None:
         first.store_message(USER, "s", "user", "zqshared words")
         first.end_session("s")
         assert second.search(USER, "zqshared", 3, mode="bm25")
+
+
+def test_search_degrades_to_the_exact_scan_when_chroma_fails(tmp_path: Path) -> None:
+    """Chroma is derived: a server that goes away must not take search down."""
+    port = free_port()
+    server = start_chroma_server(tmp_path / "chroma-server", port)
+    url = f"http://127.0.0.1:{port}"
+    config = server_config(url)
+    try:
+        with MemoryManager.initialize(
+            tmp_path / "data", PASSPHRASE, config=config, encoder=HashingEncoder()
+        ) as memory:
+            UserService(memory.store.connection("core")).create_user("One", user_id=USER)
+            memory.store_message(USER, "s", "user", "my owl is called zqhedwig")
+            memory.end_session("s")
+            memory.semantic.wait_ready()
+            assert memory.search(USER, "my owl is called zqhedwig", 3, mode="dense")
+            stop_process(server)
+            hits = memory.search(USER, "my owl is called zqhedwig", 3, mode="dense")
+            assert hits and "zqhedwig" in hits[0].text and hits[0].dense_score > 0.99
+            assert memory.assemble_context(USER, "s2", "owl").memories
+            # Consolidation still commits its segments; indexing waits in the outbox.
+            memory.store_message(USER, "s3", "user", "my cat is called zqtom")
+            assert memory.end_session("s3") == 1
+            report = memory.maintenance()
+            assert report.outbox_remaining >= 1
+            assert memory.search(USER, "zqtom", 3, mode="bm25")
+    finally:
+        if server.poll() is None:
+            stop_process(server)

@@ -41,6 +41,7 @@ from aico.ai.memory.context import ContextBundle, assemble, estimate_tokens, ran
 from aico.ai.memory.forget import ForgetReport, Forgetter
 from aico.ai.memory.key_rotation import finish_index_rekey, index_rebuild_pending
 from aico.ai.memory.semantic import (
+    OutboxResult,
     SearchHit,
     SearchMode,
     SemanticMemoryStore,
@@ -60,7 +61,7 @@ from aico.config import Config, load_config, resolve_data_dir
 from aico.data.repositories import FactRepository
 from aico.data.repositories.conversations import Attachment, ConversationLog, LoggedMessage
 from aico.data.store import DataStore
-from aico.errors import AicoError, InvalidInput, ModelMismatch, StoreClosed
+from aico.errors import AicoError, InvalidInput, ModelMismatch, SemanticMemoryError, StoreClosed
 
 __all__ = [
     "ContextBundle",
@@ -80,6 +81,7 @@ ROLES = ("user", "assistant", "system", "tool")
 _MAX_ID = 128
 _MAX_CONTENT = 1_000_000
 _OUTBOX_BATCH = 32  # confirmed working-memory appends cleared per log write
+_REPLAY_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -484,7 +486,7 @@ class MemoryManager:
             return 0
         made = self._consolidator.consolidate(session_id, trigger="session_end", end=True)
         if made:
-            self.semantic.process_outbox()
+            self._index()
         return made
 
     # ---- consolidation -------------------------------------------------------------
@@ -499,7 +501,7 @@ class MemoryManager:
         _check_id(session_id, "session_id")
         made = self._consolidator.consolidate(session_id)
         if made:
-            self.semantic.process_outbox()
+            self._index()
         return made
 
     # ---- reading -------------------------------------------------------------------
@@ -599,13 +601,13 @@ class MemoryManager:
         idle = float(self.config.get("memory.consolidation.idle_minutes")) * 60.0
         sessions = self.log.sessions_to_consolidate(now - idle)
         made = sum(self._consolidator.consolidate(s, trigger="idle") for s in sessions)
-        outbox = self.semantic.process_outbox()
+        outbox = self._index()
         return MaintenanceReport(
             swept=swept,
             consolidated_sessions=len(sessions),
             segments_created=made,
-            outbox_processed=outbox.indexed + outbox.deleted,
-            outbox_remaining=outbox.remaining,
+            outbox_processed=0 if outbox is None else outbox.indexed + outbox.deleted,
+            outbox_remaining=self.semantic.pending_outbox() if outbox is None else outbox.remaining,
             sessions_expired=expired,
             repaired=repaired.total,
         )
@@ -623,7 +625,7 @@ class MemoryManager:
         forgets = self._forgetter.finish_pending()
         older_than = None if full else self.clock() - 60.0
         consolidated = self._consolidator.finish_pending(older_than=older_than)
-        replayed = self._replay_working()
+        replayed = self._replay_working(full=full)
         phantoms = self._remove_working_phantoms() if full else 0
         requeued = self.semantic.requeue_unindexed()
         report = RepairReport(
@@ -637,21 +639,27 @@ class MemoryManager:
             log.info("repair: %s", report)
         return report
 
-    def _replay_working(self) -> int:
+    def _replay_working(self, *, full: bool) -> int:
+        """Append what the log holds and working memory was never given (see ``repair``).
+
+        While another store has the data dir open, a row queued in the last
+        ``_REPLAY_GRACE_S`` seconds is left alone: its writer is probably about to append
+        it, and appending it here too would put it in working memory twice.
+        """
         self._flush_appended()
         replayed = 0
         now = self.clock()
+        # On open nothing of this manager is in flight; during maintenance its own writer
+        # threads may be, and other stores may be at any time.
+        grace = _REPLAY_GRACE_S if (not full or self.store.other_holders()) else None
         while True:
-            pending = self.log.pending_working(limit=500)
+            pending = self.log.pending_working(limit=500, queued_before=grace)
             if not pending:
                 return replayed
             done: list[str] = []
             for message in pending:
                 if message.timestamp + self.working.ttl <= now:
                     done.append(message.id)  # expired anyway: nothing to cache
-                    continue
-                if self.working.has_message(message.session_id, message.id):
-                    done.append(message.id)
                     continue
                 # InvalidInput: LMDB refuses it (stale state of another owner); the log keeps it.
                 with contextlib.suppress(InvalidInput):
@@ -663,6 +671,7 @@ class MemoryManager:
                         conversation_id=message.conversation_id,
                         message_id=message.id,
                         created_at=message.timestamp,
+                        unique=True,
                     )
                 done.append(message.id)
                 replayed += 1
@@ -688,6 +697,19 @@ class MemoryManager:
             if phantoms:
                 removed += self.working.delete_messages(session_id, phantoms)
         return removed
+
+    def _index(self) -> OutboxResult | None:
+        """Replay the semantic outbox; None if the dense index failed (the work stays queued).
+
+        The segments are committed already, so a Chroma failure (a damaged directory, a
+        server that is down) must not fail the consolidation or maintenance that made them;
+        search meanwhile uses the exact scan, and the next maintenance retries.
+        """
+        try:
+            return self.semantic.process_outbox()
+        except SemanticMemoryError as exc:
+            log.warning("semantic outbox: indexing failed (%s); queued", type(exc).__name__)
+            return None
 
     def _checkpoint_all(self) -> None:
         for name in ("core", "conversations", "sessions"):

@@ -318,11 +318,27 @@ class ConversationLog:
     # -- working memory outbox -----------------------------------------------------------
 
     def pending_working(
-        self, *, session_id: str | None = None, limit: int = 1000
+        self,
+        *,
+        session_id: str | None = None,
+        limit: int = 1000,
+        queued_before: float | None = None,
     ) -> list[LoggedMessage]:
-        """Messages in the log whose working-memory append has not been confirmed."""
-        where = "" if session_id is None else "WHERE w.session_id = ? "
-        params: tuple[Any, ...] = () if session_id is None else (session_id,)
+        """Messages in the log whose working-memory append has not been confirmed.
+
+        ``queued_before`` (seconds ago, by SQLite's wall clock) skips rows queued more
+        recently: another process may be about to append them itself.
+        """
+        clauses: list[str] = []
+        params_list: list[Any] = []
+        if session_id is not None:
+            clauses.append("w.session_id = ?")
+            params_list.append(session_id)
+        if queued_before is not None:
+            clauses.append("w.queued_at <= unixepoch('subsec') - ?")
+            params_list.append(queued_before)
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        params: tuple[Any, ...] = tuple(params_list)
         rows = self.conn.fetch_all(
             "SELECT m.id, m.user_id, m.session_id, m.conversation_id, m.role, m.content, "
             "m.timestamp, m.tokens, m.cost, m.tool_calls, m.tool_results, m.metadata, "

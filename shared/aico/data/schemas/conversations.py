@@ -154,7 +154,8 @@ CONVERSATIONS_SCHEMA = register_schema("conversations", "conversations", priorit
                 CREATE TABLE working_outbox (
                     message_id TEXT PRIMARY KEY,
                     session_id TEXT NOT NULL,
-                    created_at REAL NOT NULL
+                    created_at REAL NOT NULL,
+                    queued_at REAL NOT NULL DEFAULT (unixepoch('subsec'))
                 ) WITHOUT ROWID
                 """,
                 # Every new message is queued for working memory in its own statement.

@@ -20,6 +20,7 @@ validated arguments through every step, instead of nine positional parameters.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -35,7 +36,9 @@ from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_ex
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.schema import FTS_TABLE
 from aico.ai.memory.semantic.types import SearchHit, SearchMode, check_id, check_role, check_time
-from aico.errors import InvalidInput
+from aico.errors import InvalidInput, SemanticMemoryError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SearchQuery", "Searcher"]
 
@@ -348,10 +351,18 @@ class Searcher:
         return {int(r["id"]): float(from_blob(r["vector"], model.dimension) @ vector) for r in rows}
 
     def _dense(self, q: SearchQuery, vector: FloatArray, n: int) -> list[tuple[int, float]]:
-        """Top ``n`` by cosine: Chroma once loaded, the exact libSQL scan until then."""
+        """Top ``n`` by cosine: Chroma once loaded, the exact libSQL scan until then.
+
+        Chroma is a derived index: if it failed to load or a query fails (damaged files, a
+        server that errs), search degrades to the exact scan instead of failing.
+        """
         core = self._core
         where, params = q.where()
-        index = core.index_if_ready()
+        try:
+            index = core.index_if_ready()
+        except SemanticMemoryError as exc:
+            log.warning("semantic search: Chroma unavailable (%s); exact scan", type(exc).__name__)
+            index = None
         if index is None:
             # Every row the user's and no other filter: walk the table in rowid order
             # instead of via the user index (100k segments: 0.62 -> 0.42 s for the scan).
@@ -375,7 +386,13 @@ class Searcher:
             total = self._count_vectors(q.user_id)
             fetch = min(core.config.max_dense_fetch, math.ceil(n * total / matching))
             fetch = max(fetch, n)
-        found = index.query(core.collection_name(q.user_id), core.rotation.rotate(vector), fetch)
+        try:
+            found = index.query(
+                core.collection_name(q.user_id), core.rotation.rotate(vector), fetch
+            )
+        except SemanticMemoryError as exc:
+            log.warning("semantic search: Chroma query failed (%s); exact scan", type(exc).__name__)
+            return self._exact_dense(vector, where, params, n)
         return self._recheck(found, where, params, n)
 
     def _recheck(

@@ -439,6 +439,7 @@ class WorkingMemoryStore:
         metadata: dict[str, Any] | None = None,
         message_id: str | None = None,
         created_at: float | None = None,
+        unique: bool = False,
     ) -> WorkingMessage:
         """Add a message to the session. Returns it as stored.
 
@@ -446,7 +447,10 @@ class WorkingMemoryStore:
         random one is made. ``created_at`` (unix seconds, default now) is when the message
         was written to the log: its TTL counts from then, so a message replayed into working
         memory after a crash expires when it would have anyway. A session belongs to the
-        user who first wrote to it.
+        user who first wrote to it. ``unique`` (a replay from the log) first looks for the
+        message id in the session, inside the same write transaction, and adds nothing if
+        it is there: LMDB has one writer at a time across processes, so two replays of one
+        message can never both append it.
         """
         _check_id(user_id, "user_id")
         _check_id(session_id, "session_id")
@@ -472,7 +476,9 @@ class WorkingMemoryStore:
                 raise InvalidInput("created_at must be a finite number of seconds")
             now_us = min(now_us, round(created_at * 1_000_000))
 
-        def write(txn: Txn) -> tuple[int, int, SessionRecord, int]:
+        def write(txn: Txn) -> tuple[int, int, SessionRecord, int] | None:
+            if unique and self._holds_message(txn, sh, message_id):
+                return None
             raw = txn.get(sh, db=self._db_s)
             old_expires = None if raw is None else expires_of(raw)
             record: SessionRecord | None = None
@@ -530,7 +536,11 @@ class WorkingMemoryStore:
             self._put_session(txn, sh, record, session_expires, old_expires)
             return created, expires, record, session_expires
 
-        created, expires, _record, _session_expires = env.write(write, flush=self._flush)
+        written = env.write(write, flush=self._flush)
+        if written is None:  # unique: already there
+            created = expires = now_us
+        else:
+            created, expires, _record, _session_expires = written
         self._hook("append")
         return WorkingMessage(
             id=message_id,
@@ -722,6 +732,22 @@ class WorkingMemoryStore:
         self._hook("delete_messages")
         return removed
 
+    def _holds_message(self, txn: Txn, sh: bytes, message_id: str) -> bool:
+        cursor = txn.cursor(db=self._db_m)
+        if not cursor.set_range(sh):
+            return False
+        end = _prefix_end(sh)
+        for key, value in cursor:
+            if end is not None and key >= end:
+                return False
+            try:
+                plaintext = self._sealer.open(_M, key, value)
+            except IntegrityError:
+                continue
+            if self._to_message(key, expires_of(value), plaintext).id == message_id:
+                return True
+        return False
+
     def has_message(self, session_id: str, message_id: str) -> bool:
         """True if the session holds a message with this id, expired or not (read-only).
 
@@ -730,28 +756,8 @@ class WorkingMemoryStore:
         """
         _check_id(session_id, "session_id")
         _check_id(message_id, "message_id")
-        env = self._env()
         sh = self._hasher.session(session_id)
-        end = _prefix_end(sh)
-
-        def read(txn: Txn) -> bool:
-            cursor = txn.cursor(db=self._db_m)
-            if not cursor.set_range(sh):
-                return False
-            for key, value in cursor:
-                if end is not None and key >= end:
-                    return False
-                try:
-                    plaintext = self._sealer.open(_M, key, value)
-                except IntegrityError:
-                    continue
-                if self._to_message(key, expires_of(value), plaintext).id == message_id:
-                    return True
-            return False
-
-        return env.read(read)
-
-    # -- reads -----------------------------------------------------------------------
+        return bool(self._env().read(lambda txn: self._holds_message(txn, sh, message_id)))
 
     def _scan(
         self,
