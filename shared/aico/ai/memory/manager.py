@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 ROLES = ("user", "assistant", "system", "tool")
 _MAX_ID = 128
 _MAX_CONTENT = 1_000_000
-_OUTBOX_BATCH = 32  # confirmed working-memory appends cleared per log write
+_OUTBOX_BATCH = 64  # confirmed working-memory appends cleared per log write
 _REPLAY_GRACE_S = 30.0
 
 
@@ -161,6 +161,9 @@ class MemoryManager:
         # Working-outbox rows whose LMDB append is done: cleared in the next log write.
         self._appended: list[str] = []
         self._appended_lock = threading.Lock()
+        # Messages whose LMDB append failed here: ``recent`` reads them from the log until
+        # a replay put them in working memory.
+        self._unappended: set[str] = set()
         self._wire()
         self.last_repair = self.repair() if repair else RepairReport()
 
@@ -458,6 +461,8 @@ class MemoryManager:
             log.warning(
                 "working memory: append failed (%s); repaired from the log", type(exc).__name__
             )
+            with self._appended_lock:
+                self._unappended.add(message.id)
             return False
         fault("after_working_append")
         with self._appended_lock:
@@ -537,11 +542,14 @@ class MemoryManager:
     def recent(self, user_id: str, session_id: str, limit: int) -> list[WorkingMessage]:
         """The session's newest ``limit`` messages of ``user_id``, newest first (read-only).
 
-        Working memory, plus any message the log holds whose working-memory append is not
-        confirmed yet (a failed or interrupted write), so a recent turn is never missing.
+        Working memory, plus, after an LMDB append failed in this process, the log's
+        messages still waiting for it, so a recent turn is never missing. (A crashed
+        process's are replayed by the next open; another live process replays its own.)
         """
         self._check_open()
         working = [m for m in self.working.recent(session_id, limit) if m.user_id == user_id]
+        if not self._unappended:
+            return working  # the usual case: nothing of this process is waiting for LMDB
         have = {m.id for m in working}
         now = self.clock()
         extra = [
@@ -677,6 +685,8 @@ class MemoryManager:
                 replayed += 1
             with self._log_conn.transaction():
                 self.log.working_done(done)
+            with self._appended_lock:
+                self._unappended.difference_update(done)
             if len(pending) < 500:
                 return replayed
 

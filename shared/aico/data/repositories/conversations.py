@@ -237,7 +237,7 @@ class ConversationLog:
                 m.cost,
                 _dump_any("tool_calls", m.tool_calls),
                 _dump_any("tool_results", m.tool_results),
-                dump_json("metadata", m.metadata),
+                dump_json("metadata", m.metadata) if m.metadata else "{}",
             ),
         )
         for index, attachment in enumerate(attachments):
