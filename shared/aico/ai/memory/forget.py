@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aico.ai.memory._faults import fault
+from aico.ai.memory._validate import check_id
 from aico.ai.memory.semantic import SemanticMemoryStore
 from aico.ai.memory.working import WorkingMemoryStore
 from aico.data.repositories import LogRepository, UserService
@@ -102,15 +103,15 @@ class Forgetter:
         conversation_id: str | None = None,
         message_id: str | None = None,
     ) -> ForgetReport:
-        _check(user_id, "user_id")
+        check_id(user_id, "user_id")
         if conversation_id is not None and message_id is not None:
             raise InvalidInput("pass conversation_id or message_id, not both")
         grain = "user"
         if conversation_id is not None:
-            _check(conversation_id, "conversation_id")
+            check_id(conversation_id, "conversation_id")
             grain = "conversation"
         elif message_id is not None:
-            _check(message_id, "message_id")
+            check_id(message_id, "message_id")
             grain = "message"
         # Segments that repeat the message: found before the log changes (their source
         # rows tell which other messages go back to the pool).
@@ -382,11 +383,6 @@ def _entry(row: dict[str, Any]) -> LedgerEntry:
         tuple(json.loads(row["session_ids"] or "[]")),
         (),
     )
-
-
-def _check(value: object, what: str) -> None:
-    if not isinstance(value, str) or not 1 <= len(value) <= 128:
-        raise InvalidInput(f"{what} must be a string of 1-128 characters")
 
 
 def _count(conn: Any, table: str, where: str, params: tuple[Any, ...]) -> int:

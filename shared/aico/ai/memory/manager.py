@@ -36,6 +36,7 @@ from typing import Any
 
 from aico.ai.embeddings import Encoder
 from aico.ai.memory._faults import fault
+from aico.ai.memory._validate import check_count, check_id, check_text, check_time
 from aico.ai.memory.consolidation import Consolidator
 from aico.ai.memory.context import ContextBundle, assemble, estimate_tokens, rank_facts
 from aico.ai.memory.forget import ForgetReport, Forgetter
@@ -78,8 +79,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ROLES = ("user", "assistant", "system", "tool")
-_MAX_ID = 128
-_MAX_CONTENT = 1_000_000
 _OUTBOX_BATCH = 64  # confirmed working-memory appends cleared per log write
 _REPLAY_GRACE_S = 30.0
 
@@ -378,20 +377,20 @@ class MemoryManager:
         repaired from the log by the next open or maintenance.
         """
         self._check_open()
-        _check_id(user_id, "user_id")
-        _check_id(session_id, "session_id")
+        check_id(user_id, "user_id")
+        check_id(session_id, "session_id")
         if conversation_id is not None:
-            _check_id(conversation_id, "conversation_id")
+            check_id(conversation_id, "conversation_id")
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
-        _check_text(content, "content", required=True)
+        check_text(content, "content", required=True)
         if title is not None:
-            _check_text(title, "title", limit=500)
-        _check_text(provider, "provider", required=True, limit=100)
+            check_text(title, "title", limit=500)
+        check_text(provider, "provider", required=True, limit=100)
         if model is not None:
-            _check_text(model, "model", limit=200)
-        created = self.clock() if timestamp is None else _check_time(timestamp)
-        n_tokens = estimate_tokens(content) if tokens is None else _check_count(tokens, "tokens")
+            check_text(model, "model", limit=200)
+        created = self.clock() if timestamp is None else check_time(timestamp)
+        n_tokens = estimate_tokens(content) if tokens is None else check_count(tokens, "tokens")
         if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost):
             raise InvalidInput("cost must be a finite number")
         if metadata is not None and not isinstance(metadata, Mapping):
@@ -445,18 +444,22 @@ class MemoryManager:
             is not None
         )
 
+    def _write_working(self, message: LoggedMessage, *, unique: bool = False) -> None:
+        self.working.append(
+            message.user_id,
+            message.session_id,
+            message.role,
+            message.content,
+            conversation_id=message.conversation_id,
+            message_id=message.id,
+            created_at=message.timestamp,
+            unique=unique,
+        )
+
     def _append_working(self, message: LoggedMessage) -> bool:
         """Write a logged message to working memory; False if that failed (repaired later)."""
         try:
-            self.working.append(
-                message.user_id,
-                message.session_id,
-                message.role,
-                message.content,
-                conversation_id=message.conversation_id,
-                message_id=message.id,
-                created_at=message.timestamp,
-            )
+            self._write_working(message)
         except AicoError as exc:
             log.warning(
                 "working memory: append failed (%s); repaired from the log", type(exc).__name__
@@ -484,7 +487,7 @@ class MemoryManager:
     def end_session(self, session_id: str, *, consolidate: bool = True) -> int:
         """Mark the session ended and (by default) consolidate it now; returns segments made."""
         self._check_open()
-        _check_id(session_id, "session_id")
+        check_id(session_id, "session_id")
         if not consolidate:
             with self._log_conn.transaction():
                 self.log.end_session(session_id, self.clock())
@@ -503,7 +506,7 @@ class MemoryManager:
         Embedding follows through the outbox.
         """
         self._check_open()
-        _check_id(session_id, "session_id")
+        check_id(session_id, "session_id")
         made = self._consolidator.consolidate(session_id)
         if made:
             self._index()
@@ -526,7 +529,7 @@ class MemoryManager:
     ) -> list[SearchHit]:
         """The ``k`` best long-term memories of ``user_id`` for ``query`` (read-only)."""
         self._check_open()
-        _check_id(user_id, "user_id")
+        check_id(user_id, "user_id")
         return self.semantic.search(
             user_id,
             query,
@@ -580,15 +583,15 @@ class MemoryManager:
         """
         self._check_open()
         section = self.config.section("memory.context")
-        budget = _check_count(
+        budget = check_count(
             max_tokens if max_tokens is not None else section["max_tokens"], "max_tokens"
         )
         if budget < 1:
             raise InvalidInput("max_tokens must be positive")
-        n_recent = _check_count(
+        n_recent = check_count(
             recent if recent is not None else section["recent_messages"], "recent"
         )
-        n_memories = _check_count(k if k is not None else section["memories_k"], "k")
+        n_memories = check_count(k if k is not None else section["memories_k"], "k")
         working = self.recent(user_id, session_id, n_recent)  # newest first
         hits = self.semantic.search(user_id, query, n_memories, min_score=min_score)
         facts = rank_facts(
@@ -671,16 +674,7 @@ class MemoryManager:
                     continue
                 # InvalidInput: LMDB refuses it (stale state of another owner); the log keeps it.
                 with contextlib.suppress(InvalidInput):
-                    self.working.append(
-                        message.user_id,
-                        message.session_id,
-                        message.role,
-                        message.content,
-                        conversation_id=message.conversation_id,
-                        message_id=message.id,
-                        created_at=message.timestamp,
-                        unique=True,
-                    )
+                    self._write_working(message, unique=True)
                 done.append(message.id)
                 replayed += 1
             with self._log_conn.transaction():
@@ -749,44 +743,6 @@ class MemoryManager:
     def forget_user(self, user_id: str) -> ForgetReport:
         """``forget(user_id)``: everything of the user, everywhere."""
         return self.forget(user_id)
-
-
-def _check_id(value: object, what: str) -> None:
-    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID:
-        raise InvalidInput(f"{what} must be a string of 1-{_MAX_ID} characters")
-    _check_text(value, what)
-
-
-def _check_text(
-    value: object, what: str, *, required: bool = False, limit: int = _MAX_CONTENT
-) -> None:
-    """Strings the log can keep exactly: no NUL (SQLite would cut there), valid UTF-8."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a string")
-    if required and not value.strip():
-        raise InvalidInput(f"{what} must be a non-empty string")
-    if len(value) > limit:
-        raise InvalidInput(f"{what} is longer than {limit} characters")
-    if "\x00" in value:
-        raise InvalidInput(f"{what} must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{what} must be valid Unicode (no lone surrogates)") from None
-
-
-def _check_time(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput("timestamp must be a finite number of unix seconds")
-    if not 0 <= value < 32_503_680_000:  # year 3000
-        raise InvalidInput("timestamp must be between 1970 and 3000")
-    return float(value)
-
-
-def _check_count(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"{what} must be a non-negative integer")
-    return value
 
 
 def _as_working(message: LoggedMessage, ttl: float) -> WorkingMessage:
