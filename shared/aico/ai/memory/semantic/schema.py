@@ -194,8 +194,15 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 """,
                 """CREATE INDEX idx_semantic_segment_messages_segment
                    ON semantic_segment_messages(segment_rowid)""",
+                # Segments still waiting for a vector: what repair and verify look for,
+                # without reading every segment's blob (the index is empty when all is well).
+                """CREATE INDEX idx_semantic_segments_unembedded
+                   ON semantic_segments(id) WHERE vector IS NULL""",
             ],
-            rollback_statements=["DROP TABLE semantic_segment_messages"],
+            rollback_statements=[
+                "DROP INDEX idx_semantic_segments_unembedded",
+                "DROP TABLE semantic_segment_messages",
+            ],
         ),
     }
 )
