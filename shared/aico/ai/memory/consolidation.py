@@ -81,12 +81,8 @@ class Consolidator:
         """
         made = 0
         for pending in self._log.pending_compactions():
-            if older_than is not None:
-                row = self._log_conn.fetch_value(
-                    "SELECT performed_at FROM compaction_history WHERE id = ?", (pending.id,)
-                )
-                if row is not None and float(row) >= older_than:
-                    continue
+            if older_than is not None and pending.claimed_at >= older_than:
+                continue
             messages = self._log.claimed_messages(pending.id)
             made += self._apply(pending.id, messages)
         return made

@@ -219,7 +219,7 @@ class Forgetter:
                     0,
                 )
             # compaction_history keeps message ids: rewrite those lists without the forgotten.
-            self._scrub_compactions(message_ids)
+            self._scrub_compactions(user_id, message_ids)
             counts["sessions"] = self._recount_sessions(sessions)
         return LedgerEntry(
             ledger_id,
@@ -231,16 +231,18 @@ class Forgetter:
             tuple(message_ids),
         )
 
-    def _scrub_compactions(self, message_ids: Sequence[str]) -> None:
+    def _scrub_compactions(self, user_id: str, message_ids: Sequence[str]) -> None:
         gone = set(message_ids)
         if not gone:
             return
         for row in self._log_conn.fetch_all(
             "SELECT id, preserved_messages FROM compaction_history "
-            "WHERE preserved_messages IS NOT NULL"
+            "WHERE user_id = ? AND preserved_messages IS NOT NULL",
+            (user_id,),
         ):
-            kept = [m for m in json.loads(row["preserved_messages"]) if m not in gone]
-            if len(kept) != len(json.loads(row["preserved_messages"])):
+            preserved = json.loads(row["preserved_messages"])
+            kept = [m for m in preserved if m not in gone]
+            if len(kept) != len(preserved):
                 self._log_conn.execute(
                     "UPDATE compaction_history SET preserved_messages = ? WHERE id = ?",
                     (json.dumps(kept), row["id"]),

@@ -107,6 +107,7 @@ class PendingCompaction:
     id: str
     user_id: str
     session_id: str
+    claimed_at: float
 
 
 def _dump_any(field_name: str, value: Any) -> str | None:
@@ -432,11 +433,14 @@ class ConversationLog:
 
     def pending_compactions(self) -> list[PendingCompaction]:
         rows = self.conn.fetch_all(
-            "SELECT id, user_id, session_id FROM compaction_history WHERE status = 'pending' "
-            "ORDER BY performed_at"
+            "SELECT id, user_id, session_id, performed_at FROM compaction_history "
+            "WHERE status = 'pending' ORDER BY performed_at"
         )
         return [
-            PendingCompaction(str(r["id"]), str(r["user_id"]), str(r["session_id"])) for r in rows
+            PendingCompaction(
+                str(r["id"]), str(r["user_id"]), str(r["session_id"]), float(r["performed_at"])
+            )
+            for r in rows
         ]
 
     def claimed_messages(self, compaction_id: str) -> list[LoggedMessage]:
