@@ -16,16 +16,20 @@ Messages never contain user content: they name keys, paths, schemas and versions
     │   ├── KeyFileError                the key file is missing, unreadable or malformed
     │   └── IntegrityError              sealed data failed authentication
     ├── StorageError
-    │   ├── DatabaseCorrupted           a database did not open or check with the right key
+    │   ├── DatabaseCorrupted           a database is damaged (names the store and the file)
     │   ├── DatabaseBusy                a lock could not be taken within busy_timeout
     │   ├── StoreBusy                   the data dir is in use where exclusive use is needed
     │   ├── ConstraintViolation         a CHECK / UNIQUE / FOREIGN KEY constraint failed
     │   ├── QueryError                  any other statement failure
     │   ├── StoreClosed                 an operation on a closed store or connection
-    │   ├── ReadOnly                    a write asked of a store opened read-only
+    │   ├── StorageFull                 the disk (or a file-size limit) has no room left
+    │   ├── ReadOnly                    a write asked of a store opened read-only, or of
+    │   │                               a data dir on read-only media
     │   ├── WorkingMemoryError          LMDB-side failures that are not security errors
+    │   │   └── WorkingMemoryCorrupted  the LMDB environment is damaged (a cache: rebuilt)
     │   └── SemanticMemoryError
-    │       └── ModelMismatch           the store was built with another embedding model
+    │       ├── ModelMismatch           the store was built with another embedding model
+    │       └── IndexDamaged            the Chroma index is damaged or missing (rebuilt)
     └── SchemaError
         ├── RegistrationError           a schema definition is invalid (gaps, duplicates)
         ├── MigrationError              a migration or rollback statement failed
@@ -36,6 +40,7 @@ Messages never contain user content: they name keys, paths, schemas and versions
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 __all__ = [
     "AicoError",
@@ -45,6 +50,7 @@ __all__ = [
     "DatabaseBusy",
     "DatabaseCorrupted",
     "DatabaseNewerThanCode",
+    "IndexDamaged",
     "IntegrityError",
     "InvalidInput",
     "KeyFileError",
@@ -59,8 +65,10 @@ __all__ = [
     "SecurityError",
     "SemanticMemoryError",
     "StorageError",
+    "StorageFull",
     "StoreBusy",
     "StoreClosed",
+    "WorkingMemoryCorrupted",
     "WorkingMemoryError",
     "WrongPassphrase",
 ]
@@ -107,7 +115,19 @@ class StorageError(AicoError):
 
 
 class DatabaseCorrupted(StorageError):
-    """A database did not open or failed its checks although the key was right."""
+    """A database did not open or failed its checks although the key was right.
+
+    ``path`` is the damaged file when known and ``store`` the database's name in the data
+    dir (``core``, ``conversations``, ...), so a caller can say which file to restore. The
+    message names the recovery options; it never carries row content.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, store: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path: Path | None = None if path is None else Path(path)
+        self.store: str | None = store
 
 
 class DatabaseBusy(StorageError):
@@ -140,11 +160,20 @@ class StoreClosed(StorageError):
     """The store or connection was used after it was closed."""
 
 
+class StorageFull(StorageError):
+    """A write failed for want of space: the disk is full or a file-size limit was reached.
+
+    Nothing acknowledged is lost: the write that failed was rolled back. Free space and
+    retry; derived stores catch up from the log on the next open or maintenance.
+    """
+
+
 class ReadOnly(StorageError):
-    """A write was asked of a store opened read-only (``read_only=True``); nothing was written.
+    """A write was asked of a store opened read-only, or the data dir cannot be written.
 
     Read verbs (status, search, verify) open their stores read-only so that they provably
-    change nothing; open the store writable for the write.
+    change nothing; a data dir on read-only media (or without write permission) can only be
+    opened with ``read_only=True`` (``aico --read-only``). Nothing was written.
     """
 
 
@@ -172,9 +201,30 @@ class WorkingMemoryError(StorageError):
     """A working-memory (LMDB) operation failed for a non-security reason."""
 
 
+class WorkingMemoryCorrupted(WorkingMemoryError):
+    """The LMDB environment is damaged (truncated, flipped, failed its seal or its walk).
+
+    Working memory is a cache of the message log: the coordinator moves the damaged
+    environment aside (``path``) and rebuilds it from the log.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path: Path | None = None if path is None else Path(path)
+
+
 class SemanticMemoryError(StorageError):
     """A semantic-memory (FTS5 / Chroma) operation failed."""
 
 
 class ModelMismatch(SemanticMemoryError):
     """The store's vectors were made by another embedding model; run ``aico semantic reembed``."""
+
+
+class IndexDamaged(SemanticMemoryError):
+    """The Chroma index is damaged or missing. It is derived from libSQL: search degrades to
+    BM25 plus the exact scan, and the index is rebuilt (``aico semantic rebuild``)."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path: Path | None = None if path is None else Path(path)
