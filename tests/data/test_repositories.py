@@ -38,7 +38,7 @@ def test_user_crud(core, alice):
     ("kwargs", "match"),
     [
         ({"display_name": ""}, "display_name must not be empty"),
-        ({"display_name": "x" * 201}, "limit is 200"),
+        ({"display_name": "x" * 201}, "limit of 200"),
         ({"display_name": "ok", "user_type": "root"}, "user_type"),
         ({"display_name": "ok", "preferences": ["not", "a", "dict"]}, "mapping"),
         ({"display_name": 42}, "must be a string"),

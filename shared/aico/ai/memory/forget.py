@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aico.ai.memory._faults import fault
-from aico.ai.memory._validate import check_id
 from aico.ai.memory.semantic import SemanticMemoryStore
 from aico.ai.memory.working import WorkingMemoryStore
 from aico.data.repositories import LogRepository, UserService
 from aico.data.repositories._base import chunks
 from aico.data.repositories.conversations import ConversationLog
 from aico.errors import InvalidInput, NotFound
+from aico.validation import check_id
 
 __all__ = ["ForgetReport", "Forgetter", "LedgerEntry"]
 

@@ -36,7 +36,6 @@ from typing import Any
 
 from aico.ai.embeddings import Encoder
 from aico.ai.memory._faults import fault
-from aico.ai.memory._validate import check_count, check_id, check_text, check_time
 from aico.ai.memory.consolidation import Consolidator
 from aico.ai.memory.context import ContextBundle, assemble, estimate_tokens, rank_facts
 from aico.ai.memory.forget import ForgetReport, Forgetter
@@ -63,6 +62,14 @@ from aico.data.repositories import FactRepository
 from aico.data.repositories.conversations import Attachment, ConversationLog, LoggedMessage
 from aico.data.store import DataStore
 from aico.errors import AicoError, InvalidInput, ModelMismatch, SemanticMemoryError, StoreClosed
+from aico.validation import (
+    MAX_QUERY,
+    check_count,
+    check_id,
+    check_json,
+    check_text,
+    check_time,
+)
 
 __all__ = [
     "ContextBundle",
@@ -395,6 +402,12 @@ class MemoryManager:
             raise InvalidInput("cost must be a finite number")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidInput("metadata must be a mapping")
+        # Serialised once here so that bad JSON never reaches the log's transaction.
+        for value, what in ((tool_calls, "tool_calls"), (tool_results, "tool_results")):
+            if value is not None:
+                check_json(value, what)
+        if metadata:
+            check_json(metadata, "metadata")
         for item in attachments:
             if not isinstance(item, Attachment):
                 raise InvalidInput("attachments must be aico Attachment objects")
@@ -530,6 +543,9 @@ class MemoryManager:
         """The ``k`` best long-term memories of ``user_id`` for ``query`` (read-only)."""
         self._check_open()
         check_id(user_id, "user_id")
+        check_text(query, "query", limit=MAX_QUERY)
+        if conversation_id is not None:
+            check_id(conversation_id, "conversation_id")
         return self.semantic.search(
             user_id,
             query,
@@ -550,6 +566,9 @@ class MemoryManager:
         process's are replayed by the next open; another live process replays its own.)
         """
         self._check_open()
+        check_id(user_id, "user_id")
+        check_id(session_id, "session_id")
+        check_count(limit, "limit")
         working = [m for m in self.working.recent(session_id, limit) if m.user_id == user_id]
         if not self._unappended:
             return working  # the usual case: nothing of this process is waiting for LMDB
@@ -582,6 +601,9 @@ class MemoryManager:
         memories that repeat a message already in working memory are dropped.
         """
         self._check_open()
+        check_id(user_id, "user_id")
+        check_id(session_id, "session_id")
+        check_text(query, "query", limit=MAX_QUERY)
         section = self.config.section("memory.context")
         budget = check_count(
             max_tokens if max_tokens is not None else section["max_tokens"], "max_tokens"

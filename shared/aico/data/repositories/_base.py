@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from aico.errors import InvalidInput
+from aico.validation import check_json, check_text
 
 __all__ = [
     "Clock",
@@ -45,27 +46,17 @@ def now(clock: Clock | None) -> float:
 
 
 def require_text(field: str, value: object, *, max_len: int, allow_empty: bool = False) -> str:
-    """Validate a text argument; the error names the field, never echoes the content."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"{field} must be a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise InvalidInput(f"{field} must not be empty")
-    if len(value) > max_len:
-        raise InvalidInput(f"{field} is {len(value)} characters; the limit is {max_len}")
-    if "\x00" in value:
-        raise InvalidInput(f"{field} must not contain NUL characters")
-    return value
+    """Validate a text argument (``aico.validation.check_text``); never echoes the content."""
+    return check_text(value, field, required=not allow_empty, limit=max_len)
 
 
 def dump_json(field: str, value: Mapping[str, Any] | None) -> str:
+    """A mapping as strict JSON (``aico.validation.check_json``): no NaN, valid Unicode."""
     if value is None:
         return "{}"
     if not isinstance(value, Mapping):
         raise InvalidInput(f"{field} must be a mapping")
-    try:
-        return json.dumps(dict(value), ensure_ascii=False, sort_keys=True)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{field} must be JSON-serializable") from None
+    return check_json(value, field)
 
 
 def load_json(raw: str | None) -> dict[str, Any]:

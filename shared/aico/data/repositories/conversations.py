@@ -21,6 +21,7 @@ from typing import Any
 
 from aico.data.repositories._base import Connection, chunks, dump_json, load_json
 from aico.errors import InvalidInput, NotFound
+from aico.validation import check_json
 
 __all__ = [
     "ATTACHMENT_TYPES",
@@ -111,12 +112,7 @@ class PendingCompaction:
 
 
 def _dump_any(field_name: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{field_name} must be JSON-serialisable") from None
+    return None if value is None else check_json(value, field_name)
 
 
 def _load_any(value: Any) -> Any:

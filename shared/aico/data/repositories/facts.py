@@ -19,6 +19,7 @@ from aico.data.repositories._base import (
     require_text,
 )
 from aico.errors import ConstraintViolation, InvalidInput, NotFound
+from aico.validation import check_id
 
 __all__ = ["Fact", "FactRepository"]
 
@@ -87,9 +88,15 @@ class FactRepository:
         metadata: dict[str, Any] | None = None,
     ) -> Fact:
         """Store a new fact for an existing user and return it."""
-        require_text("user_id", user_id, max_len=128)
+        check_id(user_id, "user_id")
         require_text("content", content, max_len=MAX_FACT_CHARS)
         require_text("category", category, max_len=100)
+        for value, what in (
+            (source_message_id, "source_message_id"),
+            (conversation_id, "conversation_id"),
+        ):
+            if value is not None:
+                check_id(value, what)
         fact_id = new_id()
         ts = now(self.clock)
         try:
@@ -112,13 +119,15 @@ class FactRepository:
                 ),
             )
         except ConstraintViolation:
-            raise NotFound(f"no user with id {user_id!r}") from None
+            raise NotFound("no user with this user_id") from None
         return self.get(fact_id)
 
     def get(self, fact_id: str) -> Fact:
-        row = self.conn.fetch_one("SELECT * FROM facts WHERE fact_id = ?", (fact_id,))
+        row = self.conn.fetch_one(
+            "SELECT * FROM facts WHERE fact_id = ?", (check_id(fact_id, "fact_id"),)
+        )
         if row is None:
-            raise NotFound(f"no fact with id {fact_id!r}")
+            raise NotFound("no fact with this fact_id")
         return Fact.from_row(row)
 
     def list(
@@ -131,6 +140,9 @@ class FactRepository:
         offset: int = 0,
     ) -> list[Fact]:
         """A user's facts, newest first."""
+        check_id(user_id, "user_id")
+        if category is not None:
+            require_text("category", category, max_len=100)
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidInput("limit must be an integer between 1 and 10000")
         if not isinstance(offset, int) or offset < 0:
@@ -150,6 +162,7 @@ class FactRepository:
 
     def update(self, fact_id: str, /, **changes: Any) -> Fact:
         """Change content, category, confidence, is_favorite or metadata."""
+        check_id(fact_id, "fact_id")
         unknown = sorted(set(changes) - set(_UPDATABLE))
         if unknown:
             raise InvalidInput(f"cannot update field(s) {unknown}; allowed: {list(_UPDATABLE)}")
@@ -175,26 +188,29 @@ class FactRepository:
             (*values.values(), now(self.clock), fact_id),
         )
         if result.rowcount == 0:
-            raise NotFound(f"no fact with id {fact_id!r}")
+            raise NotFound("no fact with this fact_id")
         return self.get(fact_id)
 
     def revisit(self, fact_id: str) -> Fact:
         """Record that the user looked at this memory again."""
+        check_id(fact_id, "fact_id")
         result = self.conn.execute(
             "UPDATE facts SET revisit_count = revisit_count + 1, last_revisited_at = ? "
             "WHERE fact_id = ?",
             (now(self.clock), fact_id),
         )
         if result.rowcount == 0:
-            raise NotFound(f"no fact with id {fact_id!r}")
+            raise NotFound("no fact with this fact_id")
         return self.get(fact_id)
 
     def delete(self, fact_id: str) -> None:
+        check_id(fact_id, "fact_id")
         result = self.conn.execute("DELETE FROM facts WHERE fact_id = ?", (fact_id,))
         if result.rowcount == 0:
-            raise NotFound(f"no fact with id {fact_id!r}")
+            raise NotFound("no fact with this fact_id")
 
     def count(self, user_id: str) -> int:
+        check_id(user_id, "user_id")
         return int(
             self.conn.fetch_value("SELECT count(*) FROM facts WHERE user_id = ?", (user_id,)) or 0
         )

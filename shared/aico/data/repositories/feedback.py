@@ -15,6 +15,7 @@ from aico.data.repositories._base import (
     require_text,
 )
 from aico.errors import ConstraintViolation, InvalidInput, NotFound
+from aico.validation import check_id
 
 __all__ = ["FEEDBACK_TYPES", "FeedbackEvent", "FeedbackRepository"]
 
@@ -66,7 +67,10 @@ class FeedbackRepository:
         conversation_id: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> FeedbackEvent:
-        require_text("user_id", user_id, max_len=128)
+        check_id(user_id, "user_id")
+        for value, what in ((message_id, "message_id"), (conversation_id, "conversation_id")):
+            if value is not None:
+                check_id(value, what)
         if event_type not in FEEDBACK_TYPES:
             raise InvalidInput(f"event_type must be one of {', '.join(FEEDBACK_TYPES)}")
         if rating is not None and (
@@ -96,13 +100,14 @@ class FeedbackRepository:
                 ),
             )
         except ConstraintViolation:
-            raise NotFound(f"no user with id {user_id!r}") from None
+            raise NotFound("no user with this user_id") from None
         row = self.conn.fetch_one("SELECT * FROM feedback_events WHERE event_id = ?", (event_id,))
         assert row is not None
         return FeedbackEvent.from_row(row)
 
     def list_for_user(self, user_id: str, *, limit: int = 100) -> list[FeedbackEvent]:
         """Newest first."""
+        check_id(user_id, "user_id")
         if not isinstance(limit, int) or limit < 1:
             raise InvalidInput("limit must be a positive integer")
         rows = self.conn.fetch_all(
@@ -114,6 +119,7 @@ class FeedbackRepository:
 
     def summary(self, user_id: str) -> dict[str, Any]:
         """Counts per event type and the mean rating, for dashboards and tuning."""
+        check_id(user_id, "user_id")
         rows = self.conn.fetch_all(
             "SELECT event_type, count(*) AS n FROM feedback_events WHERE user_id = ? "
             "GROUP BY event_type",

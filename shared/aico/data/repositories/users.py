@@ -15,6 +15,7 @@ from aico.data.repositories._base import (
     require_text,
 )
 from aico.errors import ConstraintViolation, InvalidInput, NotFound
+from aico.validation import check_id
 
 __all__ = ["USER_TYPES", "UserProfile", "UserService"]
 
@@ -48,7 +49,7 @@ class UserProfile:
 
 
 def _check_user_id(user_id: object) -> str:
-    return require_text("user_id", user_id, max_len=128)
+    return check_id(user_id, "user_id")
 
 
 class UserService:
@@ -89,7 +90,7 @@ class UserService:
                 ),
             )
         except ConstraintViolation:
-            raise InvalidInput(f"a user with id {user_id!r} already exists") from None
+            raise InvalidInput("a user with this user_id already exists") from None
         return self.get_profile(user_id)
 
     def get_profile(self, user_id: str) -> UserProfile:
@@ -98,12 +99,15 @@ class UserService:
             "SELECT * FROM users WHERE user_id = ?", (_check_user_id(user_id),)
         )
         if row is None:
-            raise NotFound(f"no user with id {user_id!r}")
+            raise NotFound("no user with this user_id")
         return UserProfile.from_row(row)
 
     def exists(self, user_id: str) -> bool:
         return (
-            self.conn.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is not None
+            self.conn.fetch_value(
+                "SELECT 1 FROM users WHERE user_id = ?", (_check_user_id(user_id),)
+            )
+            is not None
         )
 
     def list_users(self, *, include_inactive: bool = False) -> list[UserProfile]:
@@ -114,6 +118,7 @@ class UserService:
 
     def update_user(self, user_id: str, /, **changes: Any) -> UserProfile:
         """Change any of display_name, nickname, user_type, preferences, is_active."""
+        _check_user_id(user_id)
         unknown = sorted(set(changes) - set(_UPDATABLE))
         if unknown:
             raise InvalidInput(f"cannot update field(s) {unknown}; allowed: {list(_UPDATABLE)}")
@@ -141,7 +146,7 @@ class UserService:
             (*values.values(), now(self.clock), _check_user_id(user_id)),
         )
         if result.rowcount == 0:
-            raise NotFound(f"no user with id {user_id!r}")
+            raise NotFound("no user with this user_id")
         return self.get_profile(user_id)
 
     def delete_user(self, user_id: str) -> None:
@@ -150,4 +155,4 @@ class UserService:
             "DELETE FROM users WHERE user_id = ?", (_check_user_id(user_id),)
         )
         if result.rowcount == 0:
-            raise NotFound(f"no user with id {user_id!r}")
+            raise NotFound("no user with this user_id")
