@@ -109,6 +109,7 @@ class RepairReport:
     consolidations_finished: int = 0
     working_replayed: int = 0
     working_phantoms_removed: int = 0
+    working_restored: int = 0
     segments_requeued: int = 0
     legacy_messages_moved: int = 0
 
@@ -118,6 +119,7 @@ class RepairReport:
             self.forgets_finished
             + self.consolidations_finished
             + self.working_replayed
+            + self.working_restored
             + self.working_phantoms_removed
             + self.segments_requeued
         )
@@ -659,13 +661,18 @@ class MemoryManager:
         older_than = None if full else self.clock() - 60.0
         consolidated = self._consolidator.finish_pending(older_than=older_than)
         replayed = self._replay_working(full=full)
-        phantoms = self._remove_working_phantoms() if full else 0
+        phantoms = restored = 0
+        if full:
+            held = self._working_by_session()
+            phantoms = self._remove_working_phantoms(held)
+            restored = self._restore_working(held)
         requeued = self.semantic.requeue_unindexed()
         report = RepairReport(
             forgets_finished=forgets,
             consolidations_finished=consolidated,
             working_replayed=replayed,
             working_phantoms_removed=phantoms,
+            working_restored=restored,
             segments_requeued=requeued,
         )
         if report.total:
@@ -706,11 +713,14 @@ class MemoryManager:
             if len(pending) < 500:
                 return replayed
 
-    def _remove_working_phantoms(self) -> int:
-        """Delete working-memory messages the log does not hold (left by older code)."""
+    def _working_by_session(self) -> dict[str, list[str]]:
         by_session: dict[str, list[str]] = {}
         for session_id, message_id in self.working.message_ids():
             by_session.setdefault(session_id, []).append(message_id)
+        return by_session
+
+    def _remove_working_phantoms(self, by_session: dict[str, list[str]]) -> int:
+        """Delete working-memory messages the log does not hold (left by older code)."""
         removed = 0
         for session_id, ids in by_session.items():
             known = {
@@ -723,6 +733,32 @@ class MemoryManager:
             if phantoms:
                 removed += self.working.delete_messages(session_id, phantoms)
         return removed
+
+    def _restore_working(self, held: dict[str, list[str]]) -> int:
+        """Give working memory the log's live messages it lacks: it is only a cache.
+
+        What puts it there: a deleted, replaced or quarantined environment (a damaged one
+        is moved aside on open and a fresh one made), or a copy restored from elsewhere.
+        Skipped while another store has the data dir open: its appends in flight would be
+        made twice (the outbox replay covers those, with its grace period).
+        """
+        if self.store.other_holders():
+            return 0
+        now = self.clock()
+        since = now - self.working.ttl
+        restored = 0
+        for session_id in self.log.live_sessions(now):
+            have = set(held.get(session_id, ()))
+            for message in self.log.messages_of_session(session_id, since=since):
+                if message.id in have:
+                    continue
+                # InvalidInput: LMDB refuses it (stale state of another owner); the log keeps it.
+                with contextlib.suppress(InvalidInput):
+                    self._write_working(message, unique=True)
+                    restored += 1
+        if restored:
+            log.warning("working memory: %d messages restored from the log", restored)
+        return restored
 
     def _index(self) -> OutboxResult | None:
         """Replay the semantic outbox; None if the dense index failed (the work stays queued).

@@ -262,13 +262,25 @@ class ConversationLog:
         )
         return None if row is None else LoggedMessage.from_row(row)
 
-    def messages_of_session(self, session_id: str) -> list[LoggedMessage]:
+    def messages_of_session(
+        self, session_id: str, *, since: float | None = None
+    ) -> list[LoggedMessage]:
+        """The session's messages, oldest first; ``since``: only those stored after it."""
         rows = self.conn.fetch_all(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? "
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = ? AND timestamp > ? "
             "ORDER BY timestamp, rowid",
-            (session_id,),
+            (session_id, float("-inf") if since is None else since),
         )
         return [LoggedMessage.from_row(r) for r in rows]
+
+    def live_sessions(self, now: float) -> list[str]:
+        """Sessions whose working memory has not expired: what working memory should hold."""
+        rows = self.conn.fetch_all(
+            "SELECT session_id FROM session_metadata WHERE working_memory_expires_at > ? "
+            "ORDER BY session_id",
+            (now,),
+        )
+        return [str(r["session_id"]) for r in rows]
 
     def messages_of_user(self, user_id: str) -> list[LoggedMessage]:
         rows = self.conn.fetch_all(
