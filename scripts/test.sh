@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (if needed), then lint (ruff), type-check (mypy --strict) and run the whole test suite.
 source "$(dirname "$0")/_env.sh"
-.venv/bin/python -m ruff check shared tests scripts
+.venv/bin/python -m ruff check shared backend tests scripts
 .venv/bin/python -m mypy
 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,1 @@
+"""aico's companion backend: a local HTTP service over ``AsyncMemoryManager``."""
