@@ -30,7 +30,18 @@ def make_table(conn: EncryptedLibSQLConnection) -> None:
 def test_exports_are_sorted_and_public():
     assert libsql_pkg.__all__ == sorted(libsql_pkg.__all__)
     public = {n for n in dir(libsql_pkg) if not n.startswith("_")}
-    modules = {"connection", "errors", "keycheck", "params", "pool", "registry", "seal", "settings"}
+    modules = {
+        "connection",
+        "errors",
+        "files",
+        "keycheck",
+        "params",
+        "pool",
+        "registry",
+        "seal",
+        "settings",
+        "sidecar",
+    }
     assert public - modules == set(libsql_pkg.__all__)
 
 

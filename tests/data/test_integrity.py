@@ -266,39 +266,184 @@ def test_unsealed_database_is_quick_checked(open_db, db_path):
         EncryptedLibSQLConnection(db_path, DB_KEY)
 
 
-def test_unsealed_flips_never_escape_as_panics(open_db, db_path):
-    """Without a seal a flipped byte in a row can read back garbled: only the seal stops that.
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """An SQLite varint at ``at``: (value, offset after it)."""
+    value = 0
+    for n in range(9):
+        byte = data[at + n]
+        if n == 8:
+            return (value << 8) | byte, at + 9
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            return value, at + n + 1
+    raise AssertionError("unreachable")
 
-    What must hold regardless: every failure is ``DatabaseCorrupted`` (the driver's
-    PanicException on non-UTF-8 text included), and a file that failed a check while open
-    is never sealed on close.
+
+def leaf_layout(image: bytes) -> list[tuple[str, int | None]]:
+    """For each byte of a decrypted table-leaf page: its role and the rowid it belongs to.
+
+    Roles: ``structure`` (page header, cell pointers, a cell's size and rowid varints, a
+    record's header), ``payload`` (column values), ``unused``.
+    """
+    assert image[0] == 0x0D, "not a table leaf page"
+    cells = int.from_bytes(image[3:5], "big")
+    roles: list[tuple[str, int | None]] = [("unused", None)] * len(image)
+    for i in range(8 + 2 * cells):
+        roles[i] = ("structure", None)
+    for k in range(cells):
+        start = int.from_bytes(image[8 + 2 * k : 10 + 2 * k], "big")
+        size, at = _varint(image, start)
+        rowid, at = _varint(image, at)
+        header_size, _ = _varint(image, at)
+        for i in range(start, at + header_size):
+            roles[i] = ("structure", rowid)
+        for i in range(at + header_size, at + size):
+            roles[i] = ("payload", rowid)
+    return roles
+
+
+def garbled_by_flip(offset: int) -> set[int]:
+    """Plaintext bytes a flipped ciphertext byte changes under CBC: its whole 16-byte block,
+    and the same bit of the next block."""
+    block = offset - offset % 16
+    hit = set(range(block, block + 16))
+    if offset + 16 < PAGE:
+        hit.add(offset + 16)
+    return hit
+
+
+def test_unsealed_flips_have_their_documented_outcome(open_db, db_path):
+    """One flipped bit in every 16-byte block of a full leaf page of an unsealed file.
+
+    Documented outcome, per where the garbled plaintext lands (docs/security.md):
+    structure (page header, cell pointers, cell and record headers) -> refused, at open
+    (quick_check) or on the read; payload only -> refused on the read or silently garbled,
+    in exactly the row(s) whose value holds the garbled bytes, never another row; unused
+    space only -> intact. Never a panic, and a file refused anywhere is never sealed.
     """
     conn = open_db(seal_key=None)
     fill(conn)
     leaf = full_leaf_page(conn)
+    roles = leaf_layout(conn.fetch_value("SELECT data FROM sqlite_dbpage WHERE pgno = ?", (leaf,)))
+    ids = [r["id"] for r in conn.fetch_all("SELECT id FROM t ORDER BY id")]
     conn.close()
     pristine = db_path.read_bytes()
-    outcomes = set()
-    for offset in range(PAGE // 4, PAGE, PAGE // 16):
+    seen: dict[str, int] = {}
+    for offset in range(7, PAGE, 16):  # one bit in every block of the page
+        hit = [roles[i] for i in garbled_by_flip(offset)]
+        kinds = {kind for kind, _ in hit}
+        rows = {rowid for kind, rowid in hit if kind == "payload"}
+        where = "structure" if "structure" in kinds else "payload" if rows else "unused"
         db_path.write_bytes(pristine)
         seal_file(db_path).unlink(missing_ok=True)
         flip(db_path, (leaf - 1) * PAGE + offset)
         try:
             handle = EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY)
-        except DatabaseCorrupted:
-            outcomes.add("refused at open")
-            continue
-        try:
-            rows = [r["v"] for r in handle.fetch_all("SELECT v FROM t ORDER BY id")]
-            outcomes.add("intact" if rows == expected_rows() else "silently garbled")
-        except DatabaseCorrupted:
-            outcomes.add("refused on read")
+        except DatabaseCorrupted as exc:
+            outcome = "refused at open"
+            assert exc.path == db_path
+        else:
+            try:
+                got = handle.fetch_all("SELECT id, v FROM t ORDER BY id")
+                assert [r["id"] for r in got] == ids, offset  # no row lost or renumbered
+                wrong = {r["id"] for r in got if r["v"] != expected_rows()[r["id"] - 1]}
+                outcome = "garbled" if wrong else "intact"
+                assert wrong <= rows, (offset, wrong, rows)  # never another row
+            except DatabaseCorrupted as exc:
+                outcome = "refused on read"
+                assert exc.path == db_path
             handle.close()
-            assert not seal_file(db_path).exists()
+        if outcome.startswith("refused"):
+            assert not seal_file(db_path).exists(), offset
+        allowed = {
+            "structure": {"refused at open", "refused on read"},
+            "payload": {"refused on read", "garbled"},
+            "unused": {"intact"},
+        }[where]
+        assert outcome in allowed, (offset, where, outcome)
+        seen[f"{where}: {outcome}"] = seen.get(f"{where}: {outcome}", 0) + 1
+    # The page has all three kinds of flips (no "unused": the page is nearly full).
+    assert seen.get("structure: refused at open", 0) > 0
+    assert seen.get("payload: refused on read", 0) > 0
+
+
+def test_a_garbled_row_is_sealed_all_the_same(open_db, db_path):
+    """The documented limit: quick_check cannot see a garbled value, so the next clean close
+    seals the garbled file. Found by search: a flip that only changes one bit of a value
+    (the CBC block before it garbles unused space or another bit of the same value)."""
+    conn = open_db(seal_key=None)
+    fill(conn)
+    leaf = full_leaf_page(conn)
+    roles = leaf_layout(conn.fetch_value("SELECT data FROM sqlite_dbpage WHERE pgno = ?", (leaf,)))
+    conn.close()
+    pristine = db_path.read_bytes()
+    for offset in range(7, PAGE, 16):
+        db_path.write_bytes(pristine)
+        seal_file(db_path).unlink(missing_ok=True)
+        if {roles[i][0] for i in garbled_by_flip(offset)} != {"payload"}:
             continue
-        handle.close()
-    assert outcomes <= {"refused at open", "refused on read", "intact", "silently garbled"}
-    assert outcomes & {"refused at open", "refused on read"}
+        flip(db_path, (leaf - 1) * PAGE + offset)
+        with EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY) as handle:
+            try:
+                rows = [r["v"] for r in handle.fetch_all("SELECT v FROM t ORDER BY id")]
+            except DatabaseCorrupted:
+                continue
+        if rows != expected_rows():
+            break
+    else:
+        pytest.skip("no flip of this page garbles a value silently")
+    assert seal_file(db_path).exists()
+    with EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY) as handle:
+        assert [r["v"] for r in handle.fetch_all("SELECT v FROM t ORDER BY id")] == rows
+
+
+# -- no seal over damage ------------------------------------------------------------------
+
+
+def break_leaf_header_while_open(db_path: Path, conn: EncryptedLibSQLConnection) -> None:
+    """Structural damage on disk, behind the open connection's back (WAL checkpointed)."""
+    leaf = full_leaf_page(conn)
+    assert conn.checkpoint("TRUNCATE")
+    flip(db_path, (leaf - 1) * PAGE + 3)
+
+
+def test_a_file_opened_unsealed_is_checked_again_before_it_is_sealed(open_db, db_path):
+    conn = open_db()
+    fill(conn)
+    conn.close()
+    seal_file(db_path).unlink()  # as a crash leaves it: the next session opens unsealed
+    conn = open_db()
+    assert conn.fetch_value("SELECT count(*) FROM t") == 200
+    break_leaf_header_while_open(db_path, conn)
+    conn.close()
+    assert not seal_file(db_path).exists()  # quick_check at close failed: no seal
+    with pytest.raises(DatabaseCorrupted, match="is damaged"):
+        EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY)
+
+
+def test_corruption_seen_by_one_opener_stops_another_from_sealing(open_db, db_path):
+    conn = open_db()
+    fill(conn)
+    conn.close()
+    first, last = open_db(), open_db()  # opened sealed: nothing would re-check at close
+    break_leaf_header_while_open(db_path, first)
+    with pytest.raises(DatabaseCorrupted) as info:
+        first.fetch_all("SELECT v FROM t")  # a fresh reader reads the broken page
+    assert info.value.path == db_path
+    first.close()
+    last.close()  # the last closer never saw the damage itself
+    assert not seal_file(db_path).exists()
+    with pytest.raises(DatabaseCorrupted):
+        EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY)
+
+
+def test_a_clean_session_is_sealed_without_a_second_check(open_db, db_path):
+    conn = open_db()
+    fill(conn)
+    conn.close()
+    with open_db() as again:
+        again.execute("INSERT INTO t (v) VALUES ('one more')")
+    assert seal_file(db_path).exists()
 
 
 UNCLEAN_CHILD = """

@@ -14,6 +14,11 @@ steps; a ``DataStore`` built without them rotates the databases only.
 While open, a store holds its data dir shared (``aico.locking.DirLock``): other stores, in
 this process or others, may be open at the same time. ``rotate_master_key`` needs the data
 dir alone and raises ``StoreBusy`` up front otherwise.
+
+``read_only=True`` opens every database read-only (``EncryptedLibSQLConnection(readonly=
+True)``): nothing is migrated, rotated or written, and on read-only media (or a data dir
+this user may not write) nothing at all is created, not even the hold on the data dir.
+Every ``DatabaseCorrupted`` a connection raises names its store (``core``, ...) and file.
 """
 
 from __future__ import annotations
@@ -32,9 +37,17 @@ from aico.config import Config, load_config, resolve_data_dir
 from aico.data.libsql import EncryptedLibSQLConnection, SQLiteSettings
 from aico.data.schema import MigrationStep, Migrator, SchemaRegistry, SchemaStatus
 from aico.data.schema.registry import default_registry
-from aico.errors import DatabaseCorrupted, InvalidInput, KeyFileError, StoreClosed
+from aico.errors import (
+    DatabaseCorrupted,
+    InvalidInput,
+    KeyFileError,
+    ReadOnly,
+    StorageError,
+    StoreBusy,
+    StoreClosed,
+)
 from aico.layout import DataDir
-from aico.locking import DirLock
+from aico.locking import DirLock, holders
 from aico.security import KdfParams, KeyFile, MasterKey, Purpose, unlock_master_key
 
 __all__ = [
@@ -80,7 +93,7 @@ class DataStore:
     ``registry`` defaults to ``default_registry`` (the built-in schemas and whatever else
     was registered there); ``rotation_steps`` to none. Constructing a store takes its
     shared hold on the data dir (``StoreBusy`` while a rotation holds it); ``close`` drops
-    it.
+    it. ``read_only``: see the module docstring; writes raise ``ReadOnly``.
     """
 
     def __init__(
@@ -92,8 +105,10 @@ class DataStore:
         seal: bool = True,
         registry: SchemaRegistry | None = None,
         rotation_steps: Mapping[str, RotationStep] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.layout = DataDir.of(data_dir)
+        self.read_only = read_only
         self.data_dir = self.layout.root
         self.settings = settings or SQLiteSettings()
         self.seal = seal
@@ -108,7 +123,26 @@ class DataStore:
         self._closed = False
         #: What each rotation step reported during the last ``rotate_master_key``.
         self.last_rotation: dict[str, dict[str, int]] = {}
-        self._hold = DirLock(self.layout)
+        self._hold = self._take_hold()
+
+    def _take_hold(self) -> DirLock | None:
+        """The shared hold; a read-only store on media it cannot write goes without one.
+
+        Nobody can rotate a data dir that cannot be written, which is all the hold guards.
+        """
+        try:
+            return DirLock(self.layout)
+        except StoreBusy:
+            raise
+        except StorageError as exc:
+            if self.read_only and not _writable(self.layout.root):
+                return None
+            if not _writable(self.layout.root):
+                raise ReadOnly(
+                    f"the data dir {self.layout.root} is on read-only media or not writable "
+                    "by this user: open it read-only (read_only=True, 'aico --read-only')"
+                ) from exc
+            raise
 
     # ---- construction --------------------------------------------------------------
 
@@ -148,6 +182,7 @@ class DataStore:
         *,
         registry: SchemaRegistry | None = None,
         rotation_steps: Mapping[str, RotationStep] | None = None,
+        read_only: bool = False,
     ) -> DataStore:
         """A store on an already unlocked ``master`` key, with the settings of ``config``."""
         return cls(
@@ -157,6 +192,7 @@ class DataStore:
             seal=bool(config.get("storage.integrity_seal")),
             registry=registry,
             rotation_steps=rotation_steps,
+            read_only=read_only,
         )
 
     @classmethod
@@ -171,6 +207,7 @@ class DataStore:
         registry: SchemaRegistry | None = None,
         rotation_steps: Mapping[str, RotationStep] | None = None,
         resume_rotation: bool = True,
+        read_only: bool = False,
     ) -> DataStore:
         """Unlock an existing data dir (see ``unlock_master_key`` for the sources).
 
@@ -178,7 +215,8 @@ class DataStore:
         ``rotation_steps``), so no database is ever left readable only by a key the key
         file no longer calls current. ``resume_rotation=False`` skips that for a caller
         that rotates next thing anyway (``aico keys rotate``): a rotation resumes a pending
-        one. Until then, databases already rekeyed do not open.
+        one. Until then, databases already rekeyed do not open. ``read_only=True`` cannot
+        finish a rotation: it raises ``ReadOnly`` while one is pending.
         """
         config = config or load_config(env=env)
         if data_dir is None:
@@ -196,10 +234,20 @@ class DataStore:
             service=config.get("security.keyring_service"),
         )
         store = cls.from_config(
-            layout, master, config, registry=registry, rotation_steps=rotation_steps
+            layout,
+            master,
+            config,
+            registry=registry,
+            rotation_steps=rotation_steps,
+            read_only=read_only,
         )
         try:
             if resume_rotation and KeyFile.load(key_path).rotation_pending:
+                if read_only:
+                    raise ReadOnly(
+                        "a master-key rotation was interrupted; open the data dir writable "
+                        "(with the passphrase) to finish it before reading it"
+                    )
                 if passphrase is None:
                     raise InvalidInput(
                         "a master-key rotation was interrupted; run 'aico keys rotate' with "
@@ -231,12 +279,20 @@ class DataStore:
         return self.layout.database(database)
 
     def _open(self, database: str, master: MasterKey) -> EncryptedLibSQLConnection:
+        # The key file proved the passphrase: a file that does not decrypt is damaged.
         return EncryptedLibSQLConnection(
             self.path_of(database),
             master.subkey(Purpose.libsql(database)),
             settings=self.settings,
             seal_key=master.subkey(Purpose.seal(database)) if self.seal else None,
+            readonly=self.read_only,
+            store=database,
+            key_verified=True,
         )
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnly(f"the data store is open read-only: cannot {what}")
 
     def connection(self, database: str = "core") -> EncryptedLibSQLConnection:
         """The shared connection of ``database`` (opened on first use)."""
@@ -251,6 +307,11 @@ class DataStore:
 
     def other_holders(self) -> list[int]:
         """Pids of every other open store on this data dir (this process's others too)."""
+        if self._hold is None:
+            try:
+                return holders(self.layout)
+            except OSError:
+                return []  # read-only media: stale entries cannot be cleared, nor read
         return self._hold.others()
 
     def close(self) -> None:
@@ -265,7 +326,8 @@ class DataStore:
                 conn.close()
             except Exception as exc:
                 errors.append(exc)
-        self._hold.release()
+        if self._hold is not None:
+            self._hold.release()
         if errors:
             raise errors[0]
 
@@ -319,6 +381,8 @@ class DataStore:
         dry_run: bool = False,
     ) -> list[tuple[str, MigrationStep]]:
         """Upgrade (every database by default); returns ``(database, step)`` pairs."""
+        if not dry_run:
+            self._refuse_if_read_only("migrate")
         if schema is not None and database is None:
             database = self.registry.get(schema).database
         done: list[tuple[str, MigrationStep]] = []
@@ -341,6 +405,8 @@ class DataStore:
         self, *, to: int, schema: str, dry_run: bool = False
     ) -> list[tuple[str, MigrationStep]]:
         """Roll one schema back to version ``to`` with the code's rollback statements."""
+        if not dry_run:
+            self._refuse_if_read_only("roll back")
         db = self.registry.get(schema).database
         steps = self.migrator(db).downgrade(schema=schema, to=to, dry_run=dry_run)
         return [(db, step) for step in steps]
@@ -355,7 +421,13 @@ class DataStore:
             conn = self.connection(db)
             check = conn.fetch_value("PRAGMA quick_check")
             if check != "ok":
-                raise DatabaseCorrupted(f"database {db!r} failed its quick_check")
+                raise DatabaseCorrupted(
+                    f"database {db!r} ({conn.path}) is damaged: it failed PRAGMA quick_check. "
+                    "Restore it from a backup, move it aside to start this database empty, "
+                    "or run 'aico doctor'.",
+                    path=conn.path,
+                    store=db,
+                )
             result.append(DatabaseStatus(db, self.path_of(db), True, tuple(statuses)))
         return result
 
@@ -378,6 +450,8 @@ class DataStore:
         with self._lock:
             if self._closed:
                 raise StoreClosed("the data store is closed")
+        self._refuse_if_read_only("rotate the master key")
+        assert self._hold is not None  # only a read-only store goes without one
         with self._hold.exclusive():
             old, new = KeyFile.begin_rotation(self.key_path, passphrase)
             if old != self._master and new != self._master:
@@ -422,3 +496,10 @@ class DataStore:
         """Shortcut for ``store.connection(database).transaction()``."""
         with self.connection(database).transaction() as tx:
             yield tx
+
+
+def _writable(root: Path) -> bool:
+    """Whether this process may create files in the data dir (or, if missing, its parent)."""
+    while not root.exists() and root != root.parent:
+        root = root.parent
+    return os.access(root, os.W_OK)

@@ -16,18 +16,35 @@ Design choices, and why:
   a wrong key looks exactly like a corrupt file. With a ``seal_key`` the closed file is
   sealed with HMAC-SHA256 (see :mod:`aico.data.libsql.seal`) and the first opener verifies
   it. After an unclean close there is no seal and only ``PRAGMA quick_check`` protects the
-  file: it finds structural damage but not a flipped byte inside a row.
+  file: it finds structural damage but not a flipped byte inside a row. A file opened
+  unsealed is quick-checked again before its last close seals it, and a file on which any
+  opener saw corruption is not sealed at all.
+- **A lost WAL is noticed.** Every outermost write transaction bumps a commit counter in
+  the database header (``PRAGMA user_version``; ``PRAGMA application_id`` holds the file's
+  random id; both are reserved for this) and, once committed, records it in the ``<db>.lock``
+  sidecar (:mod:`aico.data.libsql.sidecar`), outside the WAL. The first opener after an
+  unclean close compares: a database behind its record lost committed transactions with a
+  deleted, truncated or damaged ``-wal``, and is refused unless ``accept_wal_loss``.
 - **A wrong key never writes.** If a hot journal or WAL content is waiting for recovery, the
   key is first proved on a scratch copy of page 1 (:mod:`aico.data.libsql.keycheck`):
   SQLite would otherwise recover through the wrong key and destroy the file.
+- **Read-only media.** ``readonly=True`` on a directory this process cannot write opens the
+  sidecar read-only (or goes without it), never touches the seal, and reads the file with
+  ``mode=ro`` (a WAL with its ``-shm``) or ``immutable=1`` (no WAL). A writable open there
+  is refused with ``ReadOnly``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import stat
+import errno
+import logging
+import os
+import re
+import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,31 +53,49 @@ from typing import Any
 
 import libsql_experimental as libsql
 
-from aico.data.libsql.errors import translate_errors
+from aico.data.libsql.errors import classify, is_no_space, storage_full, translate_errors
+from aico.data.libsql.files import (
+    inspect_existing_file,
+    make_private_dirs,
+    unwritable_part,
+)
 from aico.data.libsql.keycheck import key_fits_pending_recovery
 from aico.data.libsql.params import Params, as_tuple, has_wide_int, prepare
 from aico.data.libsql.pool import ReaderPool
-from aico.data.libsql.seal import OpenLock, remove_seal, verify_seal, write_seal
+from aico.data.libsql.seal import remove_seal, verify_seal, wal_path, write_seal
 from aico.data.libsql.settings import SQLiteSettings
+from aico.data.libsql.sidecar import CommitRecord, OpenLock, commits_missing, next_counter
 from aico.errors import (
     AicoError,
     DatabaseBusy,
     DatabaseCorrupted,
     InvalidInput,
     NotFound,
+    ReadOnly,
     StorageError,
     StoreClosed,
 )
 
 __all__ = ["EncryptedLibSQLConnection", "ExecResult"]
 
-_PLAINTEXT_MAGIC = b"SQLite format 3\x00"
+log = logging.getLogger(__name__)
+
 _KEY_BYTES = 32
 _BUSY_SLICE_MS = 20
 _MAX_BACKOFF_S = 0.05
 _CHECKPOINT_MODES = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
 # Hashing for the seal runs under the exclusive open lock; allow for big files.
 _HASH_BYTES_PER_S = 50_000_000
+_RECOVERY = (
+    "Restore it from a backup, move it aside to start this database empty, or run 'aico doctor'."
+)
+# Autocommit statements that change the database and may run inside a transaction: they
+# are wrapped in one so that the commit is counted (PRAGMA, VACUUM, ANALYZE... are not).
+_WRITE_VERB = re.compile(
+    r"(?:\s|--[^\n]*\n|/\*.*?\*/)*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|WITH)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 @dataclass(frozen=True)
@@ -75,19 +110,33 @@ class EncryptedLibSQLConnection:
     """A thread-safe handle on one SQLite3-Multiple-Ciphers encrypted database.
 
     ``encryption_key`` is a 32-byte subkey; it reaches libsql as hex. A database that does
-    not open with it raises ``DatabaseCorrupted``: the caller has already proved the
-    passphrase with the key file, so the file is corrupt or from another key.
+    not open with it raises ``DatabaseCorrupted``. ``key_verified=True`` says the caller
+    proved the key (the data store unwrapped it from the key file): the message then says
+    the file is damaged instead of "damaged or encrypted with another key". ``store`` (the
+    database's name in its data dir) and the path are carried by every
+    ``DatabaseCorrupted`` this connection raises.
 
     ``seal_key`` (32 bytes) turns on the integrity seal: the last clean close writes an
     HMAC of the file to ``<db>.seal`` and the first opener verifies it, because the cipher
     has no MAC and a flipped byte inside a row would otherwise read back as wrong data.
     After an unclean close there is no seal; the first opener then runs
-    ``PRAGMA quick_check``, which catches structural damage only.
+    ``PRAGMA quick_check``, which catches structural damage only, and compares the commit
+    counter with its record to catch a lost WAL. ``accept_wal_loss=True`` is the explicit
+    way past that refusal: the database is accepted as it is and the record reset (for a
+    caller that restored nothing and accepts losing the missing transactions).
+
+    ``readonly=True`` never writes the database (``NotFound`` if it does not exist); on
+    read-only media it writes nothing at all. A writable open of a file or directory this
+    process cannot write raises ``ReadOnly``.
 
     Parameters are positional (``?``) only: the driver supports nothing else. Use
     ``execute`` for anything that writes; ``fetch_*`` run on read-only connections unless
-    the calling thread is inside ``transaction()``.
+    the calling thread is inside ``transaction()``. ``PRAGMA user_version`` and
+    ``PRAGMA application_id`` belong to this class (the commit counter): never set them.
     """
+
+    #: Off only in the benchmark's baseline (``scripts/bench/bench_libsql.py``).
+    _COUNT_COMMITS = True
 
     def __init__(
         self,
@@ -97,6 +146,9 @@ class EncryptedLibSQLConnection:
         settings: SQLiteSettings | None = None,
         seal_key: bytes | None = None,
         readonly: bool = False,
+        store: str | None = None,
+        key_verified: bool = False,
+        accept_wal_loss: bool = False,
     ) -> None:
         self._path = Path(db_path).expanduser().absolute()
         self._hex = _key_hex(encryption_key, "encryption_key")
@@ -105,6 +157,12 @@ class EncryptedLibSQLConnection:
         self._seal_key = None if seal_key is None else bytes(seal_key)
         self._settings = settings or SQLiteSettings()
         self._readonly = readonly
+        self._store = store
+        self._key_verified = key_verified
+        self._accept_wal_loss = accept_wal_loss
+        self._frozen = False  # read-only media: nothing is written, not even sidecars
+        self._target = str(self._path)
+        self._file_id = 0
         self._writer_lock = threading.RLock()
         self._state_lock = threading.Lock()
         self._tx_depth = 0
@@ -121,6 +179,11 @@ class EncryptedLibSQLConnection:
     @property
     def path(self) -> Path:
         return self._path
+
+    @property
+    def store(self) -> str | None:
+        """The database's name in its data dir, when the opener gave one."""
+        return self._store
 
     @property
     def settings(self) -> SQLiteSettings:
@@ -164,7 +227,7 @@ class EncryptedLibSQLConnection:
         with self._writer_lock:
             self._pool.close()
             writer, self._writer = self._writer, None
-            seal = self._seal_key is not None and not self._corrupted
+            seal = self._seal_key is not None and not self._corrupted and not self._frozen
             if writer is not None:
                 if seal:
                     # A failed checkpoint is fine: the seal covers a leftover WAL too.
@@ -175,33 +238,117 @@ class EncryptedLibSQLConnection:
 
     def _open(self) -> None:
         if self._readonly and not self._path.exists():
-            raise NotFound(f"database {self._path} does not exist")
+            raise NotFound(f"{self._label} does not exist")
         try:
-            _make_private_dirs(self._path.parent)
-            self._lock = OpenLock(self._path)
+            self._lock = self._take_sidecar()
         except OSError as exc:
-            raise StorageError(f"cannot open database {self._path}: {exc.strerror}") from None
+            raise self._os_error("open", exc) from None
         try:
-            first = self._lock.acquire(self._lock_timeout_s())
-            existed = _inspect_existing_file(self._path)
+            first = True if self._lock is None else self._lock.acquire(self._lock_timeout_s())
+            existed = inspect_existing_file(self._path)
             sealed = False
             if first and self._seal_key is not None:
                 sealed = verify_seal(self._path, self._seal_key)
-            if first and existed and not key_fits_pending_recovery(self._path, self._hex):
-                raise self._wrong_key()
+            if self._frozen:
+                self._target = self._frozen_target()
+            elif first and existed and not key_fits_pending_recovery(self._path, self._hex):
+                raise self._undecryptable()
             self._writer = self._connect(writer=True, new_db=not existed)
             if first:
-                if existed and not sealed:
-                    self._quick_check()
-                # From here on the file changes; a stale seal would fail the next open.
-                remove_seal(self._path)
-                self._lock.downgrade()
+                self._first_open(existed=existed, sealed=sealed)
+        except DatabaseCorrupted as exc:
+            self._abandon()
+            raise self._named(exc) from None
         except OSError as exc:
             self._abandon()
-            raise StorageError(f"cannot open database {self._path}: {exc.strerror}") from None
+            raise self._os_error("open", exc) from None
         except BaseException:
             self._abandon()
             raise
+
+    def _take_sidecar(self) -> OpenLock | None:
+        """The ``<db>.lock`` of this opener; None on read-only media without one."""
+        if not self._readonly:
+            blocked = unwritable_part(self._path)
+            if blocked is not None:
+                raise self._read_only_error(blocked)
+            make_private_dirs(self._path.parent)
+            return OpenLock(self._path)
+        self._frozen = not os.access(self._path.parent, os.W_OK)
+        if not self._frozen:
+            try:
+                return OpenLock(self._path)
+            except OSError as exc:
+                if exc.errno not in _DENIED:
+                    raise
+                self._frozen = True
+        try:
+            return OpenLock(self._path, writable=False)
+        except FileNotFoundError:
+            return None
+
+    def _frozen_target(self) -> str:
+        """How SQLite reads a WAL-mode file it may not write (nor create ``-shm`` beside).
+
+        A WAL with content needs its ``-shm`` (SQLite >= 3.22 reads both read-only);
+        without a WAL, ``immutable=1`` tells SQLite not to look for them at all.
+        """
+        quoted = urllib.parse.quote(str(self._path), safe="/")
+        wal = wal_path(self._path)
+        shm = self._path.with_name(self._path.name + "-shm")
+        if wal.exists() and wal.stat().st_size > 0:
+            if not shm.exists():
+                raise ReadOnly(
+                    f"{self._label} has a write-ahead log that cannot be read on read-only "
+                    "media without its -shm file: copy the data dir to writable storage "
+                    "and open it there"
+                )
+            return f"file:{quoted}?mode=ro"
+        return f"file:{quoted}?mode=ro&immutable=1"
+
+    def _first_open(self, *, existed: bool, sealed: bool) -> None:
+        """Checks only the first opener makes, while it alone holds the sidecar lock."""
+        unsealed = existed and not sealed
+        if unsealed:
+            self._quick_check()
+        self._check_commits(existed=existed, check=unsealed)
+        lock = self._lock
+        if lock is None:
+            return
+        if lock.writable:
+            lock.start_session(opened_unsealed=unsealed)
+            # From here on the file changes; a stale seal would fail the next open.
+            remove_seal(self._path)
+        lock.downgrade()
+
+    def _check_commits(self, *, existed: bool, check: bool) -> None:
+        """Refuse a database that lacks commits its record saw; then reset the record."""
+        lock = self._lock
+        if lock is None:
+            return
+        database = self._database_record() if existed else CommitRecord(0, 0)
+        if check:
+            missing = commits_missing(database, lock.read_commit())
+            if missing and not self._accept_wal_loss:
+                raise DatabaseCorrupted(
+                    f"{self._label} is missing {missing} committed transaction(s): its "
+                    f"write-ahead log ({wal_path(self._path).name}) was lost or damaged "
+                    "after an unclean shutdown. Restore the database from a backup, or "
+                    "accept the loss explicitly (open it once with accept_wal_loss=True).",
+                    path=self._path,
+                    store=self._store,
+                )
+            if missing:
+                log.warning(
+                    "%s: accepted the loss of %d committed transactions", self._name, missing
+                )
+        if lock.writable:
+            lock.reset_commit(database if database.file_id else None)
+
+    def _database_record(self) -> CommitRecord:
+        conn = self._require_writer()
+        file_id = _unsigned(self._scalar(conn, "PRAGMA application_id"))
+        return CommitRecord(file_id, _unsigned(self._scalar(conn, "PRAGMA user_version")))
 
     def _abandon(self) -> None:
         """Undo a failed open without sealing: a file that failed its checks stays unsealed."""
@@ -219,12 +366,42 @@ class EncryptedLibSQLConnection:
         if lock is None:
             return
         try:
-            if lock.release_and_try_last() and seal and self._seal_key is not None:
+            if lock.release_and_try_last() and seal and self._may_seal(lock):
+                assert self._seal_key is not None
                 write_seal(self._path, self._seal_key)
         except OSError as exc:
-            raise StorageError(f"cannot seal database {self._path}: {exc.strerror}") from None
+            raise self._os_error("seal", exc) from None
         finally:
             lock.close()
+
+    def _may_seal(self, lock: OpenLock) -> bool:
+        """The last closer seals only a file nobody saw damaged, re-checked if opened unsealed.
+
+        A seal vouches for every byte, so sealing a file that failed ``quick_check`` would
+        turn damage into a file that verifies. (A garbled row that ``quick_check`` cannot
+        see is sealed all the same: docs/security.md says so.)
+        """
+        session = lock.read_session()
+        if session.corruption_seen:
+            log.warning("%s: left unsealed, an opener saw it damaged", self._name)
+            return False
+        if session.opened_unsealed and not self._passes_quick_check():
+            log.warning("%s: left unsealed, it failed PRAGMA quick_check at close", self._name)
+            return False
+        return True
+
+    def _passes_quick_check(self) -> bool:
+        """``quick_check`` on a fresh connection: the file as the next opener will read it."""
+        try:
+            conn = self._connect(writer=False, new_db=False)
+        except AicoError:
+            return False
+        try:
+            return self._quick_check_rows(conn) == ["ok"]
+        except AicoError:
+            return False
+        finally:
+            _close_quietly(conn)
 
     def _lock_timeout_s(self) -> float:
         try:
@@ -234,9 +411,9 @@ class EncryptedLibSQLConnection:
         return self._settings.busy_timeout_ms / 1000 + size / _HASH_BYTES_PER_S
 
     def _connect(self, *, writer: bool, new_db: bool, hex_key: str | None = None) -> Any:
-        with translate_errors():
+        with translate_errors(self._path):
             conn = libsql.connect(
-                str(self._path),
+                self._target,
                 isolation_level=None,
                 check_same_thread=False,
                 encryption_key=hex_key or self._hex,
@@ -246,7 +423,7 @@ class EncryptedLibSQLConnection:
                 # The cipher shows a wrong key only when a page is read: read one now.
                 self._close_cursor(self._run(conn, "SELECT count(*) FROM sqlite_master"))
             except DatabaseCorrupted:
-                raise self._wrong_key() from None
+                raise self._undecryptable() from None
             for statement in self._settings.pragma_statements(
                 writer=writer,
                 new_db=new_db,
@@ -259,31 +436,87 @@ class EncryptedLibSQLConnection:
             raise
         return conn
 
-    def _wrong_key(self) -> DatabaseCorrupted:
-        return DatabaseCorrupted(
-            f"database {self._path} did not open with its key: the file is corrupt "
-            "or was encrypted with another key"
-        )
-
     def _open_reader(self) -> Any:
         return self._connect(writer=False, new_db=False)
 
     def _quick_check(self) -> None:
-        rows = self._rows(self._run(self._writer, "PRAGMA quick_check"))
-        if [next(iter(r.values())) for r in rows] != ["ok"]:
-            self._corrupted = True
-            raise DatabaseCorrupted(f"database {self._path} failed PRAGMA quick_check")
+        if self._quick_check_rows(self._require_writer()) != ["ok"]:
+            self._note_corruption()
+            raise self._damaged("failed PRAGMA quick_check (its pages or b-trees are broken)")
+
+    def _quick_check_rows(self, conn: Any) -> list[Any]:
+        return [next(iter(r.values())) for r in self._rows(self._run(conn, "PRAGMA quick_check"))]
+
+    # -- errors ----------------------------------------------------------------------
+
+    @property
+    def _label(self) -> str:
+        if self._store is None:
+            return f"database {self._path}"
+        return f"database {self._store!r} ({self._path})"
+
+    def _damaged(self, what: str) -> DatabaseCorrupted:
+        return DatabaseCorrupted(
+            f"{self._label} is damaged: {what}. {_RECOVERY}", path=self._path, store=self._store
+        )
+
+    def _named(self, exc: DatabaseCorrupted) -> DatabaseCorrupted:
+        """A corruption error from below (driver, seal, file checks) with our file and store."""
+        if exc.path is not None:
+            return exc
+        return self._damaged(str(exc).removeprefix("database corrupted: "))
+
+    def _undecryptable(self) -> DatabaseCorrupted:
+        if self._key_verified:
+            return self._damaged(
+                "it does not decrypt although the key is right (truncated, overwritten, "
+                "or copied from another data dir)"
+            )
+        return self._damaged(
+            "it did not open with its key (the file is damaged, or it was encrypted "
+            "with another key)"
+        )
+
+    def _read_only_error(self, blocked: Path) -> ReadOnly:
+        return ReadOnly(
+            f"{self._label} cannot be written: {blocked} is on read-only media or not "
+            "writable by this user. Open it read-only (readonly=True; "
+            "DataStore.open(read_only=True))"
+        )
+
+    def _os_error(self, doing: str, exc: OSError) -> StorageError:
+        if is_no_space(exc):
+            return storage_full(f"cannot {doing} {self._label}")
+        if exc.errno in _DENIED and not self._readonly:
+            return self._read_only_error(Path(exc.filename or self._path.parent))
+        return StorageError(f"cannot {doing} {self._label}: {exc.strerror}")
+
+    def _note_corruption(self) -> None:
+        """Remember it, here and in the sidecar, so that no closer seals this session."""
+        if self._corrupted:
+            return
+        self._corrupted = True
+        lock = self._lock
+        if lock is not None and lock.writable:
+            with contextlib.suppress(OSError, StoreClosed):
+                lock.mark_corruption_seen()
 
     # -- statements ------------------------------------------------------------------
 
     def execute(self, sql: str, params: Params = ()) -> ExecResult:
         """Run one write statement on the writer; autocommits outside ``transaction()``."""
         self._check_open()
+        if self._counts_commits and not self.in_transaction and _WRITE_VERB.match(sql):
+            with self.transaction():
+                return self._execute(sql, params)
         with self._writer_lock:
-            cursor = self._run(self._require_writer(), sql, params)
-            with self._guard():
-                result = ExecResult(cursor.rowcount, cursor.lastrowid)
-            self._close_cursor(cursor)
+            return self._execute(sql, params)
+
+    def _execute(self, sql: str, params: Params) -> ExecResult:
+        cursor = self._run(self._require_writer(), sql, params)
+        with self._guard():
+            result = ExecResult(cursor.rowcount, cursor.lastrowid)
+        self._close_cursor(cursor)
         return result
 
     def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
@@ -309,13 +542,28 @@ class EncryptedLibSQLConnection:
     def execute_script(self, sql: str) -> None:
         """Run several ``;``-separated statements (no parameters).
 
-        Not atomic by itself: wrap it in ``transaction()`` when it must be.
+        Not atomic by itself: wrap it in ``transaction()`` when it must be. Outside one,
+        its commits are counted by one more commit right after it: the WAL is a sequence,
+        so a WAL that kept that commit kept the script's too.
         """
         self._check_open()
         with self._writer_lock:
             conn = self._require_writer()
-            with self._guard():
-                conn.executescript(sql)
+            counted = self._counts_commits and not self.in_transaction
+            try:
+                with self._guard():
+                    conn.executescript(sql)
+            except BaseException:
+                if counted and not conn.in_transaction:
+                    with contextlib.suppress(AicoError):
+                        self._count_alone()
+                raise
+            if counted and not conn.in_transaction:
+                self._count_alone()
+
+    def _count_alone(self) -> None:
+        with self.transaction():
+            pass  # the outermost commit bumps the counter
 
     def fetch_all(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """All rows as dicts keyed by column name."""
@@ -340,6 +588,7 @@ class EncryptedLibSQLConnection:
         Nested calls on the same thread use savepoints. Other threads wait for the writer
         until the outermost transaction ends; their reads go to the reader pool. Yields
         this connection, so ``with conn.transaction() as tx: tx.execute(...)`` reads well.
+        The outermost commit of a writable connection bumps the commit counter.
         """
         self._check_open()
         with self._writer_lock:
@@ -358,12 +607,17 @@ class EncryptedLibSQLConnection:
                 except BaseException:
                     self._undo(conn, depth, savepoint)
                     raise
+                record = None
                 try:
+                    if depth == 0 and self._counts_commits:
+                        record = self._bump_counter(conn)
                     end = "COMMIT" if depth == 0 else f"RELEASE {savepoint}"
                     self._close_cursor(self._run(conn, end))
                 except BaseException:
                     self._undo(conn, depth, savepoint)
                     raise
+                if record is not None:
+                    self._note_commit(record)
             finally:
                 self._tx_depth = depth
                 if depth == 0:
@@ -389,7 +643,8 @@ class EncryptedLibSQLConnection:
         the mode switch fail with ``DatabaseBusy``. The rekey runs in one rollback-journal
         transaction: a crash leaves a file that opens with exactly one of the two keys
         (old until the commit, new after), so a crash-safe caller tries both.
-        ``new_seal_key``, if given, seals the file from the next close on.
+        ``new_seal_key``, if given, seals the file from the next close on. The commit
+        counter lives in the header, so it is re-encrypted with every other page.
         """
         new_hex = _key_hex(new_key, "new_key")
         if new_seal_key is not None:
@@ -421,6 +676,35 @@ class EncryptedLibSQLConnection:
             finally:
                 self._pool.resume()
 
+    # -- the commit counter ------------------------------------------------------------
+
+    @property
+    def _counts_commits(self) -> bool:
+        return self._COUNT_COMMITS and not self._readonly
+
+    def _bump_counter(self, conn: Any) -> CommitRecord:
+        """Inside the outermost transaction, before COMMIT: the next commit counter.
+
+        Straight driver calls under one guard: this runs on every commit, and inside a
+        ``BEGIN IMMEDIATE`` there is no busy wait to retry and no parameter to bind.
+        """
+        with self._guard():
+            file_id = self._file_id or _unsigned(_header(conn, "application_id"))
+            if not file_id:
+                file_id = 1 + secrets.randbelow(0x7FFFFFFE)  # positive: a signed 32-bit field
+                conn.execute(f"PRAGMA application_id = {file_id}").close()
+            counter = next_counter(_unsigned(_header(conn, "user_version")))
+            conn.execute(f"PRAGMA user_version = {_signed(counter)}").close()
+        return CommitRecord(file_id, counter)
+
+    def _note_commit(self, record: CommitRecord) -> None:
+        """After COMMIT: record the counter outside the WAL (a failure only makes it lag)."""
+        self._file_id = record.file_id
+        lock = self._lock
+        if lock is not None and lock.writable:
+            with contextlib.suppress(OSError, StoreClosed):
+                lock.advance_commit(record)
+
     # -- internals -------------------------------------------------------------------
 
     @property
@@ -437,15 +721,27 @@ class EncryptedLibSQLConnection:
             raise StoreClosed(f"database {self._path} is closed")
         return self._writer
 
+    def _translate(self, exc: BaseException) -> BaseException | None:
+        """The ``aico`` error for a driver exception (None: let it propagate as it is).
+
+        Corruption is named (file, store) and remembered, so that no close seals it.
+        """
+        error = classify(exc, self._path)
+        if isinstance(error, DatabaseCorrupted):
+            self._note_corruption()
+            return self._named(error)
+        return error
+
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        """``translate_errors`` plus: remember corruption so close() will not seal it."""
+        """``translate_errors`` with ``_translate``'s naming and memory of corruption."""
         try:
-            with translate_errors():
-                yield
-        except DatabaseCorrupted:
-            self._corrupted = True
-            raise
+            yield
+        except BaseException as exc:
+            error = self._translate(exc)
+            if error is None:
+                raise
+            raise error from None
 
     @contextlib.contextmanager
     def _read_conn(self) -> Iterator[Any]:
@@ -458,24 +754,29 @@ class EncryptedLibSQLConnection:
                 yield conn
 
     def _run(self, conn: Any, sql: str, params: Params = ()) -> Any:
-        """Execute with translated errors, retrying "busy" while nothing is at stake."""
+        """Execute with translated errors, retrying "busy" while nothing is at stake.
+
+        Translation is inlined rather than a ``with`` block: this runs for every statement.
+        """
         sql, values = prepare(sql, params)
         deadline: float | None = None
         delay = 0.001
         while True:
             try:
-                with self._guard():
-                    return conn.execute(sql, values)
-            except DatabaseBusy:
-                if conn.in_transaction:
+                return conn.execute(sql, values)
+            except BaseException as exc:
+                error = self._translate(exc)
+                if error is None:
                     raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self._settings.busy_timeout_ms / 1000
-                if now >= deadline:
-                    raise
-                time.sleep(min(delay, deadline - now))
-                delay = min(delay * 2, _MAX_BACKOFF_S)
+                if not isinstance(error, DatabaseBusy) or conn.in_transaction:
+                    raise error from None
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self._settings.busy_timeout_ms / 1000
+            if now >= deadline:
+                raise error from None
+            time.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, _MAX_BACKOFF_S)
 
     def _rows(self, cursor: Any, *, first_only: bool = False) -> list[dict[str, Any]]:
         # Close the cursor at once: an open statement pins a WAL snapshot.
@@ -496,8 +797,13 @@ class EncryptedLibSQLConnection:
         return next(iter(rows[0].values()), None) if rows else None
 
     def _close_cursor(self, cursor: Any) -> None:
-        with self._guard():
+        try:
             cursor.close()
+        except BaseException as exc:
+            error = self._translate(exc)
+            if error is None:
+                raise
+            raise error from None
 
     def _checkpoint_on(self, conn: Any, mode: str) -> bool:
         mode = mode.upper()
@@ -532,41 +838,25 @@ def _key_hex(key: object, name: str) -> str:
     return bytes(key).hex()
 
 
+def _header(conn: Any, field: str) -> Any:
+    cursor = conn.execute(f"PRAGMA {field}")
+    try:
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else row[0]
+
+
+def _unsigned(value: Any) -> int:
+    """A 32-bit header field as SQLite returns it (signed) -> 0 .. 2**32 - 1."""
+    return int(value or 0) % (1 << 32)
+
+
+def _signed(value: int) -> int:
+    """The inverse of ``_unsigned``: what ``PRAGMA user_version = ...`` accepts."""
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
 def _close_quietly(conn: Any) -> None:
     with contextlib.suppress(AicoError), translate_errors():
         conn.close()
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create missing directories 0700 (``mkdir(parents=True)`` would not for ancestors)."""
-    missing: list[Path] = []
-    current = directory
-    while not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            path.mkdir(mode=0o700)
-
-
-def _inspect_existing_file(path: Path) -> bool:
-    """Refuse files that cannot be an intact encrypted database; True if one exists.
-
-    Runs under the open lock, so a file another opener is still creating is not seen
-    half-written.
-    """
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return False
-    if not stat.S_ISREG(info.st_mode):
-        raise InvalidInput(f"database path {path} is not a regular file")
-    if info.st_size == 0:
-        raise DatabaseCorrupted(f"database {path} is empty (0 bytes): truncated or never written")
-    with open(path, "rb") as fh:
-        head = fh.read(len(_PLAINTEXT_MAGIC))
-    if head == _PLAINTEXT_MAGIC:
-        raise DatabaseCorrupted(f"database {path} is a plaintext SQLite file, refusing")
-    if info.st_size % 512:
-        raise DatabaseCorrupted(f"database {path} is truncated: not a whole number of pages")
-    return True

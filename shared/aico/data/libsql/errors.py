@@ -6,13 +6,24 @@ either. The driver message is kept for diagnosis but redacted first: SQLite echo
 text after ``near`` and FTS5 echoes the user's search terms, so quoted literals and those
 tails are removed. The original exception is dropped (``from None``) because its message
 and traceback would carry the unredacted text.
+
+Lack of space is told apart from other failures so a caller can act on it
+(``StorageFull``): SQLite says "database or disk is full" when a write meets ``ENOSPC``,
+but a file-size limit (``EFBIG``, ``ulimit -f``) or a quota reached mid-write comes back as
+a plain "disk I/O error"; given the database's path, that one is ``StorageFull`` when the
+database's file system is (nearly) out of space or the process's ``RLIMIT_FSIZE`` is
+reached by the database or its WAL, and ``QueryError`` otherwise.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from aico.errors import (
     AicoError,
@@ -21,9 +32,17 @@ from aico.errors import (
     DatabaseCorrupted,
     QueryError,
     StorageError,
+    StorageFull,
 )
 
-__all__ = ["redact_driver_message", "translate_errors"]
+__all__ = [
+    "classify",
+    "is_no_space",
+    "no_space_left",
+    "redact_driver_message",
+    "storage_full",
+    "translate_errors",
+]
 
 _MAX_MESSAGE = 160
 _QUOTED = re.compile(r"'(?:[^']|'')*'?|\"(?:[^\"]|\"\")*\"?|`[^`]*`?|\[[^\]]*\]?")
@@ -35,6 +54,13 @@ _TAIL_FROM_INPUT = re.compile(
 )
 _CORRUPT = ("file is not a database", "malformed", "corrupt")
 _BUSY = ("locked", "busy")
+_FULL = "database or disk is full"
+_IO_ERROR = "disk i/o error"
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+# Below this, a "disk I/O error" on a write is taken for a full disk (SQLite writes a page
+# or a WAL frame at a time; a file system this close to full fails them).
+_LOW_SPACE_BYTES = 1 << 20
+_PAGE_SLACK = 65536 + 24
 
 
 def redact_driver_message(message: str) -> str:
@@ -48,8 +74,48 @@ def redact_driver_message(message: str) -> str:
     return text
 
 
-def classify(exc: BaseException) -> StorageError | None:
-    """Return the ``aico`` error for a driver exception, or None if it must propagate."""
+def no_space_left(path: Path) -> bool:
+    """True if ``path``'s file system is (nearly) full or ``RLIMIT_FSIZE`` stops its growth.
+
+    ``path`` is a database; its ``-wal`` and ``-journal`` count too, since either may be the
+    file that could not grow.
+    """
+    try:
+        fs = os.statvfs(path.parent)
+        if fs.f_bavail * fs.f_frsize < _LOW_SPACE_BYTES:
+            return True
+    except OSError:
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if soft == resource.RLIM_INFINITY:
+        return False
+    for suffix in ("", "-wal", "-journal"):
+        try:
+            size = path.with_name(path.name + suffix).stat().st_size
+        except OSError:
+            continue
+        if size + _PAGE_SLACK > soft:
+            return True
+    return False
+
+
+def is_no_space(exc: OSError) -> bool:
+    """``ENOSPC``, ``EFBIG`` (file-size limit) or ``EDQUOT`` (quota)."""
+    return exc.errno in _NO_SPACE_ERRNOS
+
+
+def storage_full(where: str) -> StorageFull:
+    return StorageFull(
+        f"{where}: no space left (the disk is full or a file-size limit was reached); "
+        "the write was rolled back, nothing committed is lost: free space and retry"
+    )
+
+
+def classify(exc: BaseException, path: Path | None = None) -> StorageError | None:
+    """Return the ``aico`` error for a driver exception, or None if it must propagate.
+
+    ``path`` (the database) lets a "disk I/O error" be recognised as lack of space.
+    """
     if type(exc).__name__ == "PanicException":
         # The driver panics when a TEXT value is not UTF-8: garbled ciphertext.
         return DatabaseCorrupted("database corrupted: a stored value could not be decoded")
@@ -59,6 +125,8 @@ def classify(exc: BaseException) -> StorageError | None:
     raw = str(exc)
     lowered = raw.lower()
     text = redact_driver_message(raw)
+    if _FULL in lowered or (_IO_ERROR in lowered and path is not None and no_space_left(path)):
+        return storage_full("database" if path is None else f"database {path}")
     if any(word in lowered for word in _CORRUPT):
         return DatabaseCorrupted(f"database corrupted: {text}")
     if any(word in lowered for word in _BUSY):
@@ -69,12 +137,15 @@ def classify(exc: BaseException) -> StorageError | None:
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Re-raise driver exceptions raised inside the block as ``aico.errors`` (``from None``)."""
+def translate_errors(path: Path | None = None) -> Iterator[None]:
+    """Re-raise driver exceptions raised inside the block as ``aico.errors`` (``from None``).
+
+    ``path`` is the database the block works on (see ``classify``).
+    """
     try:
         yield
     except BaseException as exc:
-        translated = classify(exc)
+        translated = classify(exc, path)
         if translated is None:
             raise
         raise translated from None
