@@ -139,8 +139,14 @@ def damage(wal: Path, how: str) -> None:
 
 
 def assert_wal_loss_refused(db_path: Path, key: bytes = DB_KEY) -> DatabaseCorrupted:
+    """Refused, with a message that says what happened and what to do; nothing written
+    (the read-only check may leave an empty ``-wal`` where the deleted one was)."""
+    kept = [db_path, wal_of(db_path), db_path.with_name(db_path.name + ".lock")]
+    before = {p: p.read_bytes() for p in kept if p.exists()}
     with pytest.raises(DatabaseCorrupted) as info:
         EncryptedLibSQLConnection(db_path, key, seal_key=SEAL_KEY)
+    after = {p: p.read_bytes() for p in kept if p.exists()}
+    assert {p: data for p, data in after.items() if p in before or data} == before  # as found
     err = info.value
     assert "missing" in str(err) and "write-ahead log" in str(err), err
     assert "backup" in str(err) and "accept_wal_loss" in str(err), err
@@ -268,6 +274,26 @@ def test_clean_close_then_reopen_and_checkpoint_truncate_give_no_alarm(db_path):
     assert wal_of(db_path).stat().st_size == 0
     wal_of(db_path).unlink()
     assert count_rows(db_path) == 23
+
+
+@pytest.mark.parametrize("how", ["delete", "truncate", "flip", "zero"])
+def test_a_damaged_shm_after_a_crash_is_rebuilt_from_the_wal(db_path, how):
+    """The wal-index is derived from the WAL: any damage to it loses nothing, no alarm."""
+    db_path.parent.mkdir(parents=True)
+    make_base(db_path)
+    crash_writing(db_path, [("tx", 15)])
+    shm = db_path.with_name(db_path.name + "-shm")
+    data = bytearray(shm.read_bytes())
+    if how == "delete":
+        shm.unlink()
+    elif how == "truncate":
+        os.truncate(shm, 100)
+    elif how == "flip":
+        data[0] ^= 0x01
+        shm.write_bytes(bytes(data))
+    else:
+        shm.write_bytes(bytes(len(data)))
+    assert count_rows(db_path) == 18
 
 
 def test_rekey_keeps_the_counter_working(db_path):

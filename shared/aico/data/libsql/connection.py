@@ -253,9 +253,14 @@ class EncryptedLibSQLConnection:
                 self._target = self._frozen_target()
             elif first and existed and not key_fits_pending_recovery(self._path, self._hex):
                 raise self._undecryptable()
+            database = None
+            if first and existed and not sealed:
+                database = self._check_unsealed()
             self._writer = self._connect(writer=True, new_db=not existed)
             if first:
-                self._first_open(existed=existed, sealed=sealed)
+                if existed and database is None:
+                    database = self._database_record(self._writer)
+                self._begin_session(database, opened_unsealed=existed and not sealed)
         except DatabaseCorrupted as exc:
             self._abandon()
             raise self._named(exc) from None
@@ -306,47 +311,64 @@ class EncryptedLibSQLConnection:
             return f"file:{quoted}?mode=ro"
         return f"file:{quoted}?mode=ro&immutable=1"
 
-    def _first_open(self, *, existed: bool, sealed: bool) -> None:
-        """Checks only the first opener makes, while it alone holds the sidecar lock."""
-        unsealed = existed and not sealed
-        if unsealed:
-            self._quick_check()
-        self._check_commits(existed=existed, check=unsealed)
+    def _check_unsealed(self) -> CommitRecord:
+        """The first opener's checks of a file closed uncleanly; returns its commit record.
+
+        ``quick_check`` for structure, then the commit counter against its record for a
+        lost or damaged WAL. They run on a read-only connection (``mode=ro``) so that a
+        refused file is left exactly as found: closing a writable connection would
+        checkpoint what is left of a damaged WAL into the database and delete the WAL.
+        A hot rollback journal (a rekey cut short) must be rolled back first, which only
+        a writable connection can do; then the checks run on the writer.
+        """
+        journal = self._path.with_name(self._path.name + "-journal")
+        if self._frozen or (journal.exists() and journal.stat().st_size > 0):
+            probe = self._connect(writer=False, new_db=False)
+        else:
+            quoted = urllib.parse.quote(str(self._path), safe="/")
+            probe = self._connect(writer=False, new_db=False, target=f"file:{quoted}?mode=ro")
+        try:
+            if self._quick_check_rows(probe) != ["ok"]:
+                self._note_corruption()
+                raise self._damaged(
+                    "it failed PRAGMA quick_check (its pages or b-trees are broken)"
+                )
+            database = self._database_record(probe)
+            self._check_commits(database)
+        finally:
+            _close_quietly(probe)
+        return database
+
+    def _check_commits(self, database: CommitRecord) -> None:
+        """Refuse a database that lacks commits its record saw (unless accepted)."""
+        lock = self._lock
+        missing = 0 if lock is None else commits_missing(database, lock.read_commit())
+        if not missing:
+            return
+        if not self._accept_wal_loss:
+            raise DatabaseCorrupted(
+                f"{self._label} is missing {missing} committed transaction(s): its "
+                f"write-ahead log ({wal_path(self._path).name}) was lost or damaged after "
+                "an unclean shutdown. Restore the database from a backup, or accept the "
+                "loss explicitly (open it once with accept_wal_loss=True).",
+                path=self._path,
+                store=self._store,
+            )
+        log.warning("%s: accepted the loss of %d committed transactions", self._name, missing)
+
+    def _begin_session(self, database: CommitRecord | None, *, opened_unsealed: bool) -> None:
+        """The first opener, checks passed: reset the records, drop the seal, let others in."""
         lock = self._lock
         if lock is None:
             return
         if lock.writable:
-            lock.start_session(opened_unsealed=unsealed)
+            lock.reset_commit(database if database is not None and database.file_id else None)
+            lock.start_session(opened_unsealed=opened_unsealed)
             # From here on the file changes; a stale seal would fail the next open.
             remove_seal(self._path)
         lock.downgrade()
 
-    def _check_commits(self, *, existed: bool, check: bool) -> None:
-        """Refuse a database that lacks commits its record saw; then reset the record."""
-        lock = self._lock
-        if lock is None:
-            return
-        database = self._database_record() if existed else CommitRecord(0, 0)
-        if check:
-            missing = commits_missing(database, lock.read_commit())
-            if missing and not self._accept_wal_loss:
-                raise DatabaseCorrupted(
-                    f"{self._label} is missing {missing} committed transaction(s): its "
-                    f"write-ahead log ({wal_path(self._path).name}) was lost or damaged "
-                    "after an unclean shutdown. Restore the database from a backup, or "
-                    "accept the loss explicitly (open it once with accept_wal_loss=True).",
-                    path=self._path,
-                    store=self._store,
-                )
-            if missing:
-                log.warning(
-                    "%s: accepted the loss of %d committed transactions", self._name, missing
-                )
-        if lock.writable:
-            lock.reset_commit(database if database.file_id else None)
-
-    def _database_record(self) -> CommitRecord:
-        conn = self._require_writer()
+    def _database_record(self, conn: Any) -> CommitRecord:
         file_id = _unsigned(self._scalar(conn, "PRAGMA application_id"))
         return CommitRecord(file_id, _unsigned(self._scalar(conn, "PRAGMA user_version")))
 
@@ -410,10 +432,17 @@ class EncryptedLibSQLConnection:
             size = 0
         return self._settings.busy_timeout_ms / 1000 + size / _HASH_BYTES_PER_S
 
-    def _connect(self, *, writer: bool, new_db: bool, hex_key: str | None = None) -> Any:
+    def _connect(
+        self,
+        *,
+        writer: bool,
+        new_db: bool,
+        hex_key: str | None = None,
+        target: str | None = None,
+    ) -> Any:
         with translate_errors(self._path):
             conn = libsql.connect(
-                self._target,
+                target or self._target,
                 isolation_level=None,
                 check_same_thread=False,
                 encryption_key=hex_key or self._hex,
@@ -438,11 +467,6 @@ class EncryptedLibSQLConnection:
 
     def _open_reader(self) -> Any:
         return self._connect(writer=False, new_db=False)
-
-    def _quick_check(self) -> None:
-        if self._quick_check_rows(self._require_writer()) != ["ok"]:
-            self._note_corruption()
-            raise self._damaged("failed PRAGMA quick_check (its pages or b-trees are broken)")
 
     def _quick_check_rows(self, conn: Any) -> list[Any]:
         return [next(iter(r.values())) for r in self._rows(self._run(conn, "PRAGMA quick_check"))]
@@ -486,7 +510,12 @@ class EncryptedLibSQLConnection:
 
     def _os_error(self, doing: str, exc: OSError) -> StorageError:
         if is_no_space(exc):
-            return storage_full(f"cannot {doing} {self._label}")
+            outcome = (
+                "it was left unsealed and is checked like after a crash when next opened"
+                if doing == "seal"
+                else f"the {doing} failed"
+            )
+            return storage_full(f"cannot {doing} {self._label}", outcome)
         if exc.errno in _DENIED and not self._readonly:
             return self._read_only_error(Path(exc.filename or self._path.parent))
         return StorageError(f"cannot {doing} {self._label}: {exc.strerror}")

@@ -104,10 +104,11 @@ def is_no_space(exc: OSError) -> bool:
     return exc.errno in _NO_SPACE_ERRNOS
 
 
-def storage_full(where: str) -> StorageFull:
+def storage_full(where: str, outcome: str = "the write failed and did not commit") -> StorageFull:
+    """``StorageFull`` saying where, what became of the write, and what to do."""
     return StorageFull(
         f"{where}: no space left (the disk is full or a file-size limit was reached); "
-        "the write was rolled back, nothing committed is lost: free space and retry"
+        f"{outcome}, nothing committed before it is lost: free space and retry"
     )
 
 

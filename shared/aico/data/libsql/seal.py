@@ -15,6 +15,7 @@ A write of the seal that fails for want of space raises ``OSError`` (``ENOSPC``,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -85,8 +86,14 @@ def write_seal(db_path: Path, seal_key: bytes) -> None:
     tmp = target.with_name(target.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, body)
+        view = memoryview(body)
+        while view:  # a short write (file-size limit, full disk) raises on the next call
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     finally:
         os.close(fd)
     os.replace(tmp, target)
