@@ -202,26 +202,24 @@ def test_rotate_store_defers_the_index_when_the_model_differs(tmp_path, test_con
 
 def test_reseal_drops_only_unreadable_and_version_1_values(tmp_path) -> None:
     """Records the old key cannot open, and values without their key name, are counted."""
-    import lmdb
-
     path = tmp_path / "wm"
     old, new = MasterKey.generate(), MasterKey.generate()
+
+    def plant(txn) -> None:
+        key, sealed = next(iter(txn.cursor(db=wm._db_m)))
+        txn.put(key + b"x", sealed, db=wm._db_m)  # sealed for another key: fails auth
+        value_key = next(iter(txn.cursor(db=wm._db_v)))[0]
+        # A version-1 value (bare JSON, no key name), sealed properly by an old build.
+        raw_key = value_key[:16] + b"\x01" * 16
+        legacy = wm._sealer.seal(b"values", raw_key, 2**63, b'"legacy"')
+        txn.put(raw_key, legacy, db=wm._db_v)
+
     with WorkingMemoryStore(path, old) as wm:
         wm.append("u", "s", "user", "kept")
         wm.put_value("s", "k", 1)
-    env = lmdb.open(str(path), max_dbs=8)
-    values = env.open_db(b"values")
-    messages = env.open_db(b"messages")
-    with env.begin(write=True) as txn:
-        key, sealed = next(iter(txn.cursor(db=messages)))
-        txn.put(key + b"x", sealed, db=messages)  # sealed for another key: fails auth
-        value_key = next(iter(txn.cursor(db=values)))[0]
-    env.close()
-    # A version-1 value (bare JSON, no key name), sealed properly by an old build.
-    with WorkingMemoryStore(path, old) as wm:
-        raw_key = value_key[:16] + b"\x01" * 16
-        sealed = wm._sealer.seal(b"values", raw_key, 2**63, b'"legacy"')
-        wm._env().write(lambda txn: txn.put(raw_key, sealed, db=wm._db_v))
+        # Planted while open: a closed environment changed behind its seal (or, after a
+        # crash, holding a record that fails authentication) is refused whole on open.
+        wm._env().write(plant)
     report = WorkingMemoryStore.rekey(path, old, new)
     assert (report.messages, report.values, report.sessions) == (1, 1, 1)
     assert (report.dropped_unreadable, report.dropped_legacy_values) == (1, 1)

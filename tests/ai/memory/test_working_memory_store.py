@@ -366,9 +366,12 @@ def test_tampered_entry_fails_alone(
     while start >= 0:  # every copy LMDB may keep (old pages) gets the same flipped byte
         data[start + len(victim) - 20] ^= 0x01
         start = data.find(victim, start + 1)
-    data_file.write_bytes(bytes(data))
 
     with WorkingMemoryStore(wm_path, master_key, clock=clock) as store:
+        # Damaged while open: a closed file is refused whole by its seal or its audit
+        # (test_working_damage.py), so only damage under a running store reaches one entry.
+        with open(data_file, "r+b") as fh:
+            fh.write(bytes(data))
         assert [m.content for m in store.recent("s", 1)] == [sent[2].content]
         with pytest.raises(IntegrityError) as info:
             store.recent("s", 3)

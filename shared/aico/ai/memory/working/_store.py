@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from aico.ai.memory.working import _env
+from aico.ai.memory.working._audit import WatchedSealer, audit_records
+from aico.ai.memory.working._check import damaged
+from aico.ai.memory.working._closeseal import derive_seal_key
 from aico.ai.memory.working._codec import (
     SessionRecord,
     decode_message,
@@ -41,6 +44,7 @@ from aico.ai.memory.working._codec import (
     encode_session,
     encode_value,
 )
+from aico.ai.memory.working._env import SharedEnv
 from aico.ai.memory.working._keys import (
     HASH_LEN,
     MAX_SEQ,
@@ -60,6 +64,7 @@ from aico.ai.memory.working._seal import NEVER, Sealer, expires_of
 from aico.errors import (
     IntegrityError,
     InvalidInput,
+    ReadOnly,
     StoreClosed,
     WrongPassphrase,
 )
@@ -135,6 +140,14 @@ class WorkingMemoryStore:
     ``synchronous=NORMAL``). ``sync=False`` flushes nothing; call ``flush()`` when it
     matters. All stores of a process share the environment; the first one's mode applies,
     and a later store that asks for more durability syncs after each of its own commits.
+
+    Damage: opening checks the file first and raises ``WorkingMemoryCorrupted`` (never a
+    signal) for a damaged environment, and so does any LMDB error that means damage later;
+    ``quarantine_working`` moves it aside so that a fresh one can be opened (see ``_guard``).
+
+    ``read_only=True`` opens an existing environment without writing it (nor its seal):
+    every write raises ``ReadOnly``, ``refresh_on_read`` is ignored, and a directory the
+    process cannot write is fine. A missing environment raises ``NotFound``.
     """
 
     def __init__(
@@ -152,8 +165,11 @@ class WorkingMemoryStore:
         sync: bool = True,
         metasync: bool = True,
         refresh_on_read: bool = False,
+        read_only: bool = False,
     ) -> None:
-        self._sealer, self._hasher = self._keys(master_key, values_key, key_hash_key)
+        self._sealer, self._hasher, self._seal_key = self._keys(
+            master_key, values_key, key_hash_key
+        )
         self._ttl_us = self._ttl_to_us(ttl)
         self._clock = clock
         self._max_value_bytes = _check_count(max_value_bytes, "max_value_bytes")
@@ -165,6 +181,7 @@ class WorkingMemoryStore:
         self._sync = bool(sync)
         self._metasync = bool(metasync)
         self.refresh_on_read = bool(refresh_on_read)
+        self._read_only = bool(read_only)
         self._path = Path(path)
         self._closed = False
         # Test seam: called right after each LMDB write commits (fault injection).
@@ -173,10 +190,9 @@ class WorkingMemoryStore:
 
     # -- construction ----------------------------------------------------------------
 
-    @staticmethod
     def _keys(
-        master_key: MasterKey | None, values_key: bytes | None, key_hash_key: bytes | None
-    ) -> tuple[Sealer, KeyHasher]:
+        self, master_key: MasterKey | None, values_key: bytes | None, key_hash_key: bytes | None
+    ) -> tuple[Sealer, KeyHasher, bytes]:
         if master_key is not None and not isinstance(master_key, MasterKey):
             raise InvalidInput("master_key must be an aico.security.MasterKey")
         if values_key is None:
@@ -189,7 +205,8 @@ class WorkingMemoryStore:
             key_hash_key = master_key.subkey(Purpose.LMDB_KEY_HASH)
         if not isinstance(key_hash_key, bytes) or len(key_hash_key) != 32:
             raise InvalidInput("key_hash_key must be 32 bytes")
-        return Sealer(values_key), KeyHasher(key_hash_key)
+        sealer = WatchedSealer(values_key, self._saw_damage)
+        return sealer, KeyHasher(key_hash_key), derive_seal_key(key_hash_key)
 
     @classmethod
     def rekey(cls, path: str | os.PathLike[str], old: MasterKey, new: MasterKey) -> ResealReport:
@@ -222,13 +239,14 @@ class WorkingMemoryStore:
         Afterwards this store uses the new keys. Other stores open on the same directory,
         in this process or another, still hold the old ones and must be closed first.
         """
-        sealer, hasher = self._keys(master_key, values_key, key_hash_key)
-        env = self._env()
+        sealer, hasher, seal_key = self._keys(master_key, values_key, key_hash_key)
+        env = self._writable()
         dbs = {name: env.dbs[name] for name in _env.DB_NAMES}
         report = env.write(
             lambda txn: reseal_records(txn, dbs, self._sealer, sealer, hasher), flush=True
         )
-        self._sealer, self._hasher = sealer, hasher
+        self._sealer, self._hasher, self._seal_key = sealer, hasher, seal_key
+        env.seal_key = seal_key  # the last closer seals under the new key
         return report
 
     @staticmethod
@@ -244,6 +262,7 @@ class WorkingMemoryStore:
         config: Config,
         *,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> WorkingMemoryStore:
         """Open the data dir's store with the ``[memory.working]`` settings."""
         section = config.section("memory.working")
@@ -257,18 +276,29 @@ class WorkingMemoryStore:
             sync=bool(section["sync"]),
             metasync=bool(section["metasync"]),
             refresh_on_read=bool(section["refresh_on_read"]),
+            read_only=read_only,
         )
 
     def _open_env(self) -> None:
-        shared = _env.acquire(
-            self._path,
-            map_size=self._map_size,
-            max_map_size=self._max_map_size,
-            sync=self._sync,
-            metasync=self._metasync,
-        )
-        self._shared = shared
+        try:  # acquire calls _bind, which takes the handles and proves the keys
+            _env.acquire(
+                self._path,
+                map_size=self._map_size,
+                max_map_size=self._max_map_size,
+                sync=self._sync,
+                metasync=self._metasync,
+                read_only=self._read_only,
+                seal_key=self._seal_key,
+                check=self._bind,
+            )
+        except BaseException:
+            self._closed = True
+            raise
         self._generation = _env.generation()
+
+    def _bind(self, shared: SharedEnv) -> None:
+        """Take the environment's handles and prove the keys (``acquire``'s check)."""
+        self._shared = shared
         # A store asking for durability on an environment another store opened without it
         # still gets it, by syncing after each of its own commits.
         self._flush = self._sync and not shared.sync
@@ -276,35 +306,57 @@ class WorkingMemoryStore:
         self._db_m, self._db_v, self._db_s = db[_M], db[_V], db[_S]
         self._db_u, self._db_x, self._db_meta = db[_U], db[_X], db[_META]
         self._dbs = {_M: self._db_m, _V: self._db_v, _S: self._db_s}
-        try:
-            self._check_key()
-        except BaseException:
-            _env.release(shared)
-            self._closed = True
-            raise
+        self._check_key()
+        if shared.unclean:
+            # No seal vouched for the values: open each once now rather than fail later.
+            directory = Path(shared.path)
+            shared.read(lambda txn: audit_records(txn, db, self._sealer, directory))
+            shared.mark_clean()
+        shared.seal_key = self._seal_key
 
     def _check_key(self) -> None:
         """Prove the keys on the sealed canary before anything else is read."""
         token = self._hasher.check_token()
         raw = self._shared.read(lambda txn: txn.get(_CANARY, db=self._db_meta))
         if raw is None:
+            if self._read_only:
+                self._shared.read(self._require_empty)
+                return  # nothing sealed here yet, so no key to prove
             raw = self._shared.write(self._create_canary, flush=self._flush)
         try:
-            found = self._sealer.open(_META, _CANARY, raw)
+            found = Sealer.open(self._sealer, _META, _CANARY, raw)  # a wrong key is no damage
         except IntegrityError:
+            if self._shared.read(self._key_opens_a_record):
+                # The key opens the records, so it is the canary that was damaged.
+                raise damaged(Path(self._shared.path), "its key check record is damaged") from None
             raise WrongPassphrase(
                 "wrong key: this working memory was sealed with another key"
             ) from None
         if not hmac.compare_digest(found, token):
             raise WrongPassphrase("wrong key: this working memory was sealed with another key")
 
+    def _key_opens_a_record(self, txn: Txn) -> bool:
+        """True if the first record of some sealed database opens with this store's key."""
+        for name, db in ((_M, self._db_m), (_S, self._db_s), (_V, self._db_v)):
+            cursor = txn.cursor(db=db)
+            if cursor.first():
+                try:
+                    Sealer.open(self._sealer, name, cursor.key(), cursor.value())
+                except IntegrityError:
+                    continue
+                return True
+        return False
+
+    def _require_empty(self, txn: Txn) -> None:
+        for db in (self._db_m, self._db_v, self._db_s):
+            if txn.stat(db)["entries"]:
+                raise IntegrityError("working memory holds data but no key check record")
+
     def _create_canary(self, txn: Txn) -> bytes:
         existing: bytes | None = txn.get(_CANARY, db=self._db_meta)
         if existing is not None:
             return existing  # another process created it first
-        for db in (self._db_m, self._db_v, self._db_s):
-            if txn.stat(db)["entries"]:
-                raise IntegrityError("working memory holds data but no key check record")
+        self._require_empty(txn)
         sealed = self._sealer.seal(_META, _CANARY, NEVER, self._hasher.check_token())
         txn.put(_CANARY, sealed, db=self._db_meta)
         txn.put(_FORMAT_KEY, _FORMAT, db=self._db_meta)
@@ -318,6 +370,17 @@ class WorkingMemoryStore:
             self._open_env()
         return self._shared
 
+    def _saw_damage(self) -> None:
+        """A record failed authentication: never seal this environment over it."""
+        shared: SharedEnv | None = getattr(self, "_shared", None)
+        if shared is not None:
+            shared.damaged = True
+
+    def _writable(self) -> SharedEnv:
+        if self._read_only:
+            raise ReadOnly("this working-memory store is open read-only")
+        return self._env()
+
     # -- lifecycle -------------------------------------------------------------------
 
     @property
@@ -327,6 +390,10 @@ class WorkingMemoryStore:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
 
     @property
     def ttl(self) -> float:
@@ -468,7 +535,7 @@ class WorkingMemoryStore:
             message_id, user_id, session_id, role, conversation_id, metadata, content
         )
         self._check_size(payload, "the message")
-        env = self._env()
+        env = self._writable()
         sh = self._hasher.session(session_id)
         now_us = self._now_us()
         if created_at is not None:
@@ -515,9 +582,7 @@ class WorkingMemoryStore:
             txn.put(expiry_key(expires, TAG_MESSAGE, key), b"", db=self._db_x)
 
             if record is None:
-                record = SessionRecord(
-                    session_id, user_id, conversation_id, created, created, 1
-                )
+                record = SessionRecord(session_id, user_id, conversation_id, created, created, 1)
                 uh = self._hasher.user(user_id)
                 txn.put(
                     uh + sh,
@@ -565,7 +630,7 @@ class WorkingMemoryStore:
         payload = encode_value(session_id, key, value)
         self._check_size(payload, "the value")
         ttl_us = self._entry_ttl_us(ttl)
-        env = self._env()
+        env = self._writable()
         sh = self._hasher.session(session_id)
         record_key = sh + self._hasher.value_key(key)
         now_us = self._now_us()
@@ -601,7 +666,7 @@ class WorkingMemoryStore:
         """Remove one value; True if it existed (expired or not)."""
         _check_id(session_id, "session_id")
         _check_id(key, "key", _MAX_VALUE_KEY_CHARS)
-        env = self._env()
+        env = self._writable()
         record_key = self._hasher.session(session_id) + self._hasher.value_key(key)
 
         def write(txn: Txn) -> bool:
@@ -645,7 +710,7 @@ class WorkingMemoryStore:
     def delete_session(self, session_id: str) -> int:
         """Forget a session: its messages, values and record; returns how many entries went."""
         _check_id(session_id, "session_id")
-        env = self._env()
+        env = self._writable()
         sh = self._hasher.session(session_id)
         removed = env.write(lambda txn: self._purge_session(txn, sh, None), flush=self._flush)
         self._hook("delete_session")
@@ -658,7 +723,7 @@ class WorkingMemoryStore:
         was lost is still found). Returns the number of sessions removed.
         """
         _check_id(user_id, "user_id")
-        env = self._env()
+        env = self._writable()
         uh = self._hasher.user(user_id)
         from_rows = {self._hasher.session(_check_id(sid, "session_id")) for sid in sessions}
 
@@ -701,7 +766,7 @@ class WorkingMemoryStore:
             _check_id(conversation_id, "conversation_id")
         if not wanted and conversation_id is None:
             return 0
-        env = self._env()
+        env = self._writable()
         sh = self._hasher.session(session_id)
         end = _prefix_end(sh)
 
@@ -719,8 +784,7 @@ class WorkingMemoryStore:
                     except IntegrityError:
                         continue
                     if message.id in wanted or (
-                        conversation_id is not None
-                        and message.conversation_id == conversation_id
+                        conversation_id is not None and message.conversation_id == conversation_id
                     ):
                         doomed.append((key, expires_of(value)))
             for key, expires in doomed:
@@ -963,6 +1027,8 @@ class WorkingMemoryStore:
         self, sh: bytes, items: list[tuple[bytes, bytes, bytes, bytes]], now_us: int
     ) -> None:
         """Refresh-on-read: give the entries just read a full TTL from now."""
+        if self._read_only:
+            return  # a read-only store writes nothing, not even a refreshed expiry
         expires = min(now_us + self._ttl_us, NEVER - 1)
 
         def write(txn: Txn) -> tuple[SessionRecord, int] | None:
@@ -992,7 +1058,7 @@ class WorkingMemoryStore:
         """
         if limit is not None:
             _check_count(limit, "limit")
-        env = self._env()
+        env = self._writable()
         now_us = self._now_us(now)
         removed = handled = 0
         while limit is None or handled < limit:
@@ -1083,4 +1149,5 @@ class WorkingMemoryStore:
             "ttl_seconds": self.ttl,
             "sync": env.sync or self._flush,
             "metasync": env.metasync or self._flush,
+            "read_only": self._read_only,
         }
