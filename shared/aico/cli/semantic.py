@@ -1,4 +1,9 @@
-"""``aico semantic …``: the long-term index (status, search, rebuild, reembed)."""
+"""``aico semantic …``: the long-term index (status, verify, search, rebuild, reembed).
+
+The index's condition (``IndexHealth``: ok, damaged, rebuilding, unavailable) is shown by
+``status`` and ``verify`` (``--json``: ``index_health``, ``index_state``); ``rebuild`` works
+on a damaged index too and says what it found and did.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Any
 import click
 
 from aico.ai.memory.key_rotation import finish_index_rekey
-from aico.ai.memory.semantic import ReembedProgress, SemanticMemoryStore
+from aico.ai.memory.semantic import IndexHealth, ReembedProgress, SemanticMemoryStore
 from aico.ai.memory.stores import open_data_store, open_semantic
 from aico.ai.memory.upgrade import upgrade_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
@@ -75,11 +80,13 @@ def status_cmd(state: CliState, as_json: bool) -> None:
     """Model, segment count, and the index check where it needs no write. Read-only."""
     with _open_read(state, check_model=False) as semantic:
         report = semantic.verify_index()
+        health = semantic.index_health()
         info: dict[str, Any] = {
             "model": asdict(semantic.model),
             "model_mismatch": semantic.model_mismatch,
             "segments": semantic.count(),
             "index": asdict(report),
+            "index_health": asdict(health),
         }
     if as_json:
         emit_json(info)
@@ -89,10 +96,27 @@ def status_cmd(state: CliState, as_json: bool) -> None:
     if info["model_mismatch"]:
         click.echo("           vectors were made by another model: run 'aico semantic reembed'")
     click.echo(f"segments   {info['segments']}")
+    _echo_health(health)
     _echo_index(report)
 
 
+def _echo_health(health: IndexHealth) -> None:
+    if health.state == "ok":
+        return
+    click.echo(f"index      {health.state} ({health.reason}): {health.detail}")
+    if health.state == "unavailable":
+        click.echo("           dense search uses the exact scan until the server answers")
+    else:
+        click.echo("           dense search uses the exact scan; 'aico semantic rebuild' heals it")
+
+
 def _echo_index(report: Any) -> None:
+    if report.index_state != "ok" and not report.chroma_checked:
+        click.echo(
+            f"chroma     not checked ({report.index_state}), "
+            f"{report.pending_outbox} queued, {report.unindexed_count} with no vector or work"
+        )
+        return
     if not report.chroma_checked:
         click.echo(
             f"chroma     not opened (read-only; 'aico semantic verify' compares it), "
@@ -113,17 +137,21 @@ def _echo_index(report: Any) -> None:
 def verify_cmd(state: CliState, as_json: bool) -> None:
     """Compare the Chroma index with libSQL (every segment); exit 1 if they disagree.
 
-    It opens the index, so chromadb records its own open in its files; aico writes nothing.
+    It opens the index, so chromadb records its own open in its files; aico writes only the
+    index's manifest (``chroma.state``: damage found, or a clean close). A damaged index is
+    reported (exit 1), not rebuilt.
     """
     with open_data_store(state.layout, config=state.config) as store:
         semantic = open_semantic(store, state.config, check_model=False)
         try:
             report = semantic.verify_index()
+            health = semantic.index_health()
         finally:
             semantic.close()
     if as_json:
         emit_json(asdict(report))
     else:
+        _echo_health(health)
         _echo_index(report)
     if not report.ok:
         sys.exit(1)
@@ -152,13 +180,27 @@ def search_cmd(state: CliState, user_id: str, query: str, k: int, mode: str, as_
 
 
 @semantic_group.command("rebuild")
+@click.option("--json", "as_json", is_flag=True)
 @pass_state
 @handle_errors
-def rebuild_cmd(state: CliState) -> None:
-    """Recreate the Chroma index from the vectors in libSQL (no re-embedding)."""
-    with _open(state) as semantic, _progress("rebuilding") as progress:
-        written = semantic.rebuild(progress=progress)
-    click.echo(f"rebuilt the dense index: {written} vectors")
+def rebuild_cmd(state: CliState, as_json: bool) -> None:
+    """Recreate the Chroma index from the vectors in libSQL (no re-embedding).
+
+    Works on a damaged index: it is never opened, its directory is discarded whole.
+    """
+    with _open(state) as semantic:
+        semantic.wait_ready()  # the file checks tell whether the index was damaged
+        before = semantic.index_health()
+        with _progress("rebuilding") as progress:
+            written = semantic.rebuild(progress=progress)
+        after = semantic.index_health()
+    if as_json:
+        emit_json({"before": asdict(before), "after": asdict(after), "vectors": written})
+        return
+    if before.state != "ok":
+        click.echo(f"the index was {before.state} ({before.reason}): {before.detail}")
+        click.echo("discarded it without opening it")
+    click.echo(f"rebuilt the dense index: {written} vectors; index {after.state}")
 
 
 @semantic_group.command("reembed")

@@ -20,6 +20,7 @@ from aico.ai.memory.semantic.segmenting import (
 )
 from aico.ai.memory.semantic.store import SemanticMemoryStore
 from aico.ai.memory.semantic.types import (
+    IndexHealth,
     IndexReport,
     Message,
     ModelInfo,
@@ -35,6 +36,7 @@ __all__ = [
     "FusedResult",
     "FusionConfig",
     "FusionMethod",
+    "IndexHealth",
     "IndexReport",
     "Message",
     "ModelInfo",

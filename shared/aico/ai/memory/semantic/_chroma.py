@@ -77,7 +77,10 @@ def _chroma_errors(operation: str, where: str) -> Iterator[None]:
         yield
     except AicoError:
         raise
-    except Exception as exc:
+    except BaseException as exc:
+        # pyo3's PanicException (a Rust panic in the bindings) is a BaseException.
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
         raise SemanticMemoryError(f"{where}: {operation} failed ({type(exc).__name__})") from exc
 
 
@@ -101,7 +104,11 @@ class ChromaIndex:
         self._collections: dict[str, Any] = {}
         self._closed = False
         with _chroma_errors("open", self._where):
-            self._client = self._connect()
+            try:
+                self._client = self._connect()
+            except BaseException:
+                _forget_failed_system(location)
+                raise
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -131,14 +138,26 @@ class ChromaIndex:
     def prefix(self) -> str:
         return self._prefix
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Close the client; True when chromadb let go of a local directory (no other client
+        of this process still has it open), so its files stay as they are until reopened."""
         with self._lock:
             if self._closed:
-                return
+                return False
             self._closed = True
             self._collections.clear()
-            with contextlib.suppress(Exception):
+            identifier = getattr(self._client, "_identifier", None)
+            try:
                 self._client.close()
+            except BaseException as exc:
+                if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                    raise
+                return False
+            return self._location.path is not None and not _still_shared(identifier)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def _check_open(self) -> None:
         if self._closed:
@@ -346,6 +365,31 @@ def _still_shared(identifier: object) -> bool:
         return identifier in SharedSystemClient._identifier_to_system
     except Exception:
         return True  # unknown: be safe, do not delete files under a live client
+
+
+def _forget_failed_system(location: ChromaLocation) -> None:
+    """Drop the half-started chromadb System a failed local open leaves cached.
+
+    chromadb 1.5.9 caches one System per directory; when its start fails (a damaged
+    ``chroma.sqlite3``) the entry stays with no client counting it, and every later client
+    of that path reuses it and fails (``'RustBindingsAPI' object has no attribute
+    'bindings'``), even after the directory was replaced. Dropping it lets a rebuild open
+    the fresh directory.
+    """
+    if location.path is None:
+        return
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+
+        identifier = str(location.path)
+        if identifier in SharedSystemClient._identifier_to_refcount:
+            return  # another client of this process uses it
+        system = SharedSystemClient._identifier_to_system.pop(identifier, None)
+        if system is not None:
+            with contextlib.suppress(Exception):
+                system.stop()
+    except Exception:
+        return
 
 
 def _is_not_found(exc: Exception) -> bool:

@@ -12,7 +12,9 @@ Cold start: chromadb's import and the HNSW load of a collection hold the GIL for
 ~0.7 s per 100k vectors, which stalls every other thread of the process. So the index is
 loaded on a thread of its own, started only after the first search (answered exactly from
 the libSQL vectors) or when something needs the index (a write, ``rebuild``,
-``verify_index``, ``wait_ready``). See "Opening and cold start" in the docs.
+``verify_index``, ``wait_ready``). See "Opening and cold start" in the docs. The index, its
+health (ok, damaged, rebuilding, unavailable) and its background rebuild are kept by
+``_holder.IndexHolder``; this class forwards to it.
 
 Read-only (``read_only``): the connection is a ``ReadOnlyConnection`` and every write
 refuses up front (``require_writable``). Embedded Chroma is never opened, since chromadb
@@ -25,30 +27,26 @@ may not even have the right dimension.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 from typing import Any
 
 from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
 from aico.ai.memory.semantic._conn import Connection
-from aico.ai.memory.semantic._heap import release_free_memory
+from aico.ai.memory.semantic._holder import IndexHolder
 from aico.ai.memory.semantic._owner import IndexOwner
 from aico.ai.memory.semantic._sql import SQL_IN_CHUNK
 from aico.ai.memory.semantic.config import SemanticConfig
 from aico.ai.memory.semantic.keys import SemanticKeys
 from aico.ai.memory.semantic.models import ModelState
 from aico.ai.memory.semantic.rotation import VectorRotation
-from aico.ai.memory.semantic.types import ModelInfo
+from aico.ai.memory.semantic.types import IndexHealth, IndexState, ModelInfo
 from aico.data.repositories._base import chunks
 from aico.errors import ModelMismatch, ReadOnly, StoreClosed
 
 __all__ = ["StoreCore"]
-
-_PRELOAD_COLLECTIONS = 8  # one per user; most stores have one
 
 
 class StoreCore:
@@ -86,15 +84,22 @@ class StoreCore:
         self.rotation = VectorRotation(keys.rotation_key, encoder.dimension)
         #: Held while outbox work is applied (and by rebuild/reembed around theirs).
         self.outbox_lock = threading.RLock()
-        self._adopted = state.adopted
         self._closed = False
-        self._loader_lock = threading.Lock()
-        self._loader: ThreadPoolExecutor | None = None
-        self._index_future: Future[ChromaIndex] | None = None
         self._warmer: ThreadPoolExecutor | None = None
         # An embedded index serves one process (``_owner``): refused up front, typed. A
         # read-only store never opens it, so it neither needs nor takes the hold.
-        self._owner = None if location.path is None or read_only else IndexOwner(location.path)
+        owner = None if location.path is None or read_only else IndexOwner(location.path)
+        self._owner = owner
+        self.holder = IndexHolder(
+            location,
+            config.collection_prefix,
+            read_only=read_only,
+            adopted=state.adopted,
+            owner=owner,
+            dimension=state.model.dimension,
+            expected=self._expected_vectors,
+            retry_s=config.index_retry_s,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -136,68 +141,98 @@ class StoreCore:
         warmer, self._warmer = self._warmer, None
         if warmer is not None:
             warmer.shutdown(wait=True)
-        with self._loader_lock:
-            loader, loading = self._loader, self._index_future
-        if loader is not None:
-            loader.shutdown(wait=True)
-        if loading is not None:
-            with contextlib.suppress(Exception):
-                loading.result().close()
-        if self._owner is not None:
-            self._owner.release()
+        try:
+            self.holder.close()
+        finally:
+            if self._owner is not None:
+                self._owner.release()
 
     # -- the Chroma index ----------------------------------------------------------------
 
     @property
-    def index_future(self) -> Future[ChromaIndex] | None:
+    def index_future(self) -> Future[ChromaIndex | None] | None:
         """The background load of Chroma, None until something started it."""
-        return self._index_future
+        return self.holder.future
 
-    def start_loading(self) -> Future[ChromaIndex]:
+    def start_loading(self) -> Future[ChromaIndex | None]:
         """The background open of Chroma, started on first call (idempotent)."""
-        with self._loader_lock:
-            if self._index_future is None:
-                self.check_open()
-                if not self.index_usable:
-                    raise ReadOnly("this read-only store does not open the Chroma index")
-                self._loader = ThreadPoolExecutor(1, thread_name_prefix="aico-chroma")
-                self._index_future = self._loader.submit(
-                    _open_index,
-                    self.location,
-                    self.config.collection_prefix,
-                    self._adopted,
-                    self.read_only,
-                )
-            return self._index_future
+        self.check_open()
+        if not self.index_usable:
+            raise ReadOnly("this read-only store does not open the Chroma index")
+        return self.holder.start_loading()
 
     @property
     def index(self) -> ChromaIndex:
-        """The Chroma index, loading it (and waiting) if needed."""
-        return self.start_loading().result()
+        """The Chroma index, loading it (and waiting) if needed; ``IndexDamaged`` (or, for
+        a server, ``SemanticMemoryError``) when it does not serve."""
+        self.check_open()
+        if not self.index_usable:
+            raise ReadOnly("this read-only store does not open the Chroma index")
+        found = self.holder.for_writes()
+        if found is None:
+            raise self.holder.error()
+        return found
 
     def index_if_ready(self) -> ChromaIndex | None:
-        """The index if loaded, None before or while loading (or never, when not usable);
-        a failed load raises."""
-        loading = self._index_future
-        if loading is None or not loading.done():
+        """The index if loaded and healthy; None before or while loading, while degraded,
+        or never (when not usable). Never raises for the index's condition."""
+        if not self.index_usable:
             return None
-        return loading.result()
+        return self.holder.serving()
+
+    def index_for_writes(self) -> ChromaIndex | None:
+        """The index, waiting for its load; None when it does not serve (degraded)."""
+        self.check_open()
+        return self.holder.for_writes() if self.index_usable else None
+
+    def index_failed(self, index: ChromaIndex, exc: BaseException) -> None:
+        """An operation on ``index`` failed: degrade the store (see ``IndexHolder``)."""
+        self.holder.failed(index, exc)
+
+    @property
+    def index_state(self) -> IndexState:
+        return self.holder.snapshot()[0]
+
+    def health(self) -> IndexHealth:
+        state, reason, detail, serving = self.holder.snapshot()
+        pending = int(self.conn.fetch_value("SELECT count(*) FROM semantic_outbox") or 0)
+        return IndexHealth(
+            state=state, reason=reason, detail=detail, pending_outbox=pending, serving=serving
+        )
+
+    def maybe_heal(self) -> None:
+        """Start the background rebuild if the index is damaged and can be rebuilt now."""
+        if self.index_usable and self.mismatch is None and not self._closed:
+            self.holder.maybe_heal()
+
+    def set_healer(self, heal: Callable[[threading.Event], None]) -> None:
+        self.holder.set_healer(heal)
 
     def wait_ready(self, timeout: float | None) -> bool:
-        """Load the index now if needed and wait for it; False on timeout.
+        """Load the index now if needed and wait for the load; False on timeout.
 
         True at once when the index is not usable: searches are then always answered from
-        libSQL, so there is nothing to wait for.
+        libSQL, so there is nothing to wait for. A load that found the index damaged is
+        finished too: ``health()`` says so.
         """
         self.check_open()
         if not self.index_usable:
             return True
-        loading = self.start_loading()
-        futures_wait([loading], timeout=timeout)
-        if not loading.done():
-            return False
-        loading.result()
-        return True
+        return self.holder.wait_loaded(timeout)
+
+    def _expected_vectors(self) -> tuple[int, int] | None:
+        """(vectors of the current model, queued outbox rows) in one snapshot; None while
+        the model mismatches (the index then holds another model's vectors)."""
+        if self.mismatch is not None:
+            return None
+        row = self.conn.fetch_one(
+            "SELECT (SELECT count(*) FROM semantic_segments WHERE vector_fingerprint = ?) "
+            "AS vectors, (SELECT count(*) FROM semantic_outbox) AS queued",
+            (self.model.fingerprint,),
+        )
+        if row is None:
+            return None
+        return int(row["vectors"] or 0), int(row["queued"] or 0)
 
     def collection_name(self, user_id: str) -> str:
         """The Chroma collection of one user (a keyed hash: no user id reaches Chroma)."""
@@ -221,28 +256,3 @@ class StoreCore:
             for chunk in chunks(list(values), SQL_IN_CHUNK):
                 marks = ",".join("?" * len(chunk))
                 self.conn.execute(sql.format(marks), (*prefix, *chunk))
-
-
-def _open_index(
-    location: ChromaLocation, prefix: str, adopted: bool, read_only: bool
-) -> ChromaIndex:
-    """Open Chroma and load the first collections' HNSW indexes (runs in the loader thread).
-
-    ``adopted``: a new model on a store without vectors, whose old collections may have
-    another dimension, so they are dropped instead (never in a read-only store, which does
-    not open the index then).
-    """
-    index = ChromaIndex(location, prefix, read_only=read_only)
-    try:
-        names = index.collection_names()
-        if adopted:
-            for name in names:
-                index.drop(name)
-        else:
-            for name in names[:_PRELOAD_COLLECTIONS]:
-                index.preload(name)
-    except BaseException:
-        index.close()
-        raise
-    release_free_memory()
-    return index

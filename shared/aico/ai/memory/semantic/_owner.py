@@ -63,6 +63,13 @@ class IndexOwner:
             os.write(fd, str(os.getpid()).encode())
             _held[self._path] = (fd, 1)
 
+    def sole(self) -> bool:
+        """True while this is the only store of the process holding the directory: only
+        then may its files be checked, replaced or recorded (no other client has them open)."""
+        with _lock:
+            held = _held.get(self._path)
+            return not self._released and held is not None and held[1] == 1
+
     def release(self) -> None:
         with _lock:
             if self._released:

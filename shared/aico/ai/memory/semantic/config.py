@@ -37,6 +37,8 @@ class SemanticConfig:
       summed document counts of the kept terms (None: no cap). See
       ``SemanticMemoryStore._prune_terms``.
     - ``collection_prefix``: Chroma collection names are ``<prefix>-<keyed hash of user>``.
+    - ``index_retry_s``: how long a degraded index waits before the next try: a Chroma
+      server that failed is loaded again, a failed background rebuild runs again.
     """
 
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -53,6 +55,7 @@ class SemanticConfig:
     embed_batch_size: int = 32
     outbox_batch_size: int = 512
     collection_prefix: str = "aico-sem"
+    index_retry_s: float = 30.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fts_tokenizer", check_tokenizer(self.fts_tokenizer))
@@ -80,6 +83,9 @@ class SemanticConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"semantic.{name} must be a positive integer")
+        retry = self.index_retry_s
+        if isinstance(retry, bool) or not isinstance(retry, int | float) or not 0 <= retry < 1e9:
+            raise ConfigError("semantic.index_retry_s must be a number of seconds, 0 or more")
         if not isinstance(self.fusion, FusionConfig):
             raise ConfigError("semantic.fusion must be a FusionConfig")
         if not isinstance(self.segmentation, SegmentationConfig):

@@ -8,8 +8,10 @@ Filters (conversation, role, time) are evaluated in libSQL. For the dense half, 
 of at most ``exact_search_limit`` segments is searched exactly with the libSQL vectors; a
 larger one is searched in Chroma with a wider over-fetch and post-filtered. (Chroma's own
 ``where`` filters measured 100-500 ms at 100k vectors, against ~8 ms unfiltered.) Before
-Chroma has loaded, and always in a read-only store over embedded Chroma, the dense half is
-the same exact scan.
+Chroma has loaded, while it is damaged, rebuilding or unavailable (``_holder``), and always
+in a read-only store over embedded Chroma, the dense half is the same exact scan: the same
+cosine scores over the same vectors, so the same hits. A query that fails degrades the store
+(and starts its rebuild) instead of failing the search.
 
 Kept apart from the write path because nothing here changes a row: a search reads libSQL
 and queries Chroma (the first one starts loading Chroma, if the store may open it), and its
@@ -20,7 +22,6 @@ validated arguments through every step, instead of nine positional parameters.
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import threading
 import time
@@ -36,9 +37,7 @@ from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_ex
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.schema import FTS_TABLE
 from aico.ai.memory.semantic.types import SearchHit, SearchMode, check_id, check_role, check_time
-from aico.errors import InvalidInput, SemanticMemoryError
-
-log = logging.getLogger(__name__)
+from aico.errors import InvalidInput, SemanticMemoryError, StoreClosed
 
 __all__ = ["SearchQuery", "Searcher"]
 
@@ -130,8 +129,12 @@ class Searcher:
     def search(self, q: SearchQuery) -> list[SearchHit]:
         """The ``q.k`` best segments of ``q.user_id``, best first (see ``SemanticMemoryStore``)."""
         hits = self._search(q)
-        if self._core.index_usable and self._core.index_future is None:
-            self._core.start_loading()  # the first search is answered; now load Chroma
+        core = self._core
+        if core.index_usable:
+            if core.index_future is None:
+                core.start_loading()  # the first search is answered; now load Chroma
+            else:
+                core.maybe_heal()
         return hits
 
     def _search(self, q: SearchQuery) -> list[SearchHit]:
@@ -358,11 +361,7 @@ class Searcher:
         """
         core = self._core
         where, params = q.where()
-        try:
-            index = core.index_if_ready()
-        except SemanticMemoryError as exc:
-            log.warning("semantic search: Chroma unavailable (%s); exact scan", type(exc).__name__)
-            index = None
+        index = core.index_if_ready()
         if index is None:
             # Every row the user's and no other filter: walk the table in rowid order
             # instead of via the user index (100k segments: 0.62 -> 0.42 s for the scan).
@@ -390,8 +389,12 @@ class Searcher:
             found = index.query(
                 core.collection_name(q.user_id), core.rotation.rotate(vector), fetch
             )
-        except SemanticMemoryError as exc:
-            log.warning("semantic search: Chroma query failed (%s); exact scan", type(exc).__name__)
+        except (SemanticMemoryError, StoreClosed) as exc:
+            if core.closed:
+                raise
+            core.index_failed(index, exc)  # degrades the store once (and logs it)
+            if not q.filtered and self._sole_user(q.user_id):
+                where = by_key(where)
             return self._exact_dense(vector, where, params, n)
         return self._recheck(found, where, params, n)
 

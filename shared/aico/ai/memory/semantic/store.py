@@ -24,6 +24,13 @@ to read: dense search is the exact scan over the libSQL vectors (same scores), a
 is not taken either, so a read-only store works while another process owns the index. A
 Chroma server is only sent reads. Every method that writes raises ``ReadOnly`` up front.
 The libSQL connection is used through a view that passes ``SELECT`` statements only.
+
+Chroma's condition never fails the store (``_holder``): damaged or missing embedded files,
+a failed open, or an operation that fails in use make the index ``damaged`` (a server that
+fails: ``unavailable``); search is then BM25 plus the exact scan, writes commit to libSQL
+with their vectors and leave the outbox queued, forget's purge discards the damaged
+directory, and a background rebuild (or ``rebuild()``) heals it. ``index_health()`` says
+which state the index is in.
 """
 
 from __future__ import annotations
@@ -46,7 +53,9 @@ from aico.ai.memory.semantic.rotation import VectorRotation
 from aico.ai.memory.semantic.search import Searcher, SearchQuery
 from aico.ai.memory.semantic.segmenting import SegmentationConfig
 from aico.ai.memory.semantic.types import (
+    IndexHealth,
     IndexReport,
+    IndexState,
     Message,
     ModelInfo,
     OutboxResult,
@@ -166,10 +175,26 @@ class SemanticMemoryStore:
 
         Why: searches work before it is loaded (exactly, from libSQL) but are slower, and
         the load holds the GIL for a while; a service can call this at a moment of its
-        choosing (after start-up, say). A failed load raises its error. A read-only store
+        choosing (after start-up, say). A load that found the index damaged or a server
+        unavailable has finished too (True): ``index_health()`` tells. A read-only store
         over embedded Chroma never loads it and returns True at once.
         """
         return self._core.wait_ready(timeout)
+
+    @property
+    def index_state(self) -> IndexState:
+        """``ok``, ``damaged``, ``rebuilding`` or ``unavailable`` (see ``IndexHealth``)."""
+        return self._core.index_state
+
+    def index_health(self) -> IndexHealth:
+        """The Chroma index's condition, for a health check: state, the failure's class
+        name, a content-free detail, queued outbox rows, and whether Chroma serves now.
+
+        Reads only. A read-only store over embedded Chroma, which never opens it, reports
+        what its files prove: damage marked by a writer, or files changed since the last
+        clean close.
+        """
+        return self._core.health()
 
     @property
     def closed(self) -> bool:
@@ -263,7 +288,12 @@ class SemanticMemoryStore:
         """Apply pending outbox work to Chroma, oldest first; idempotent and crash-safe.
 
         While the model mismatches, only deletions are applied (embedding would mix models).
-        Raises the first failure after recording it on the outbox rows; they stay queued.
+        A failure that is not Chroma's (the encoder, libSQL) is recorded on the outbox rows,
+        which stay queued, and raised. Chroma's own condition never raises here: while the
+        index is damaged, rebuilding or unavailable (or when it fails part way), the
+        queued segments get their vectors in libSQL only, every row stays queued, and the
+        result says so (``remaining``, ``embedded``, ``failed``); a damaged index starts
+        its background rebuild.
         """
         return self._writer.process_outbox(limit=limit)
 
@@ -360,6 +390,9 @@ class SemanticMemoryStore:
 
         Chroma keeps deleted ids and vectors in ``chroma.sqlite3`` and the HNSW files until
         the collection is rebuilt; a forget must not leave them. Returns vectors written.
+        Locally, once the old directory is discarded the purge is done: a refill that fails
+        after that leaves the index ``damaged`` (healed later) and does not raise. Against
+        a server, any failure raises: the purge could not be confirmed.
         """
         return self._maintenance.purge_index()
 
@@ -368,9 +401,12 @@ class SemanticMemoryStore:
     def rebuild(self, *, progress: ProgressCallback | None = None) -> int:
         """Recreate the dense index from the vectors in libSQL, without re-embedding.
 
-        Locally this deletes the whole Chroma directory first, which is also the only way to
-        purge vectors Chroma kept after deletions; against a server the store's collections
-        are dropped and recreated. Returns the number of vectors written.
+        Locally this discards the whole Chroma directory first, without opening it (so it
+        works on a damaged index), which is also the only way to purge vectors Chroma kept
+        after deletions; against a server the store's collections are dropped and
+        recreated. A background rebuild still running is stopped first. Afterwards the
+        index is ``ok`` and serves dense search again. Returns the number of vectors
+        written; a failure leaves the index ``damaged`` (or ``unavailable``) and raises.
         """
         return self._maintenance.rebuild(progress=progress)
 
@@ -419,7 +455,7 @@ class SemanticMemoryStore:
         return self._core.index
 
     @property
-    def _index_future(self) -> Future[ChromaIndex] | None:
+    def _index_future(self) -> Future[ChromaIndex | None] | None:
         return self._core.index_future
 
     def _index_if_ready(self) -> ChromaIndex | None:

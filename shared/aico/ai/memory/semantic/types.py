@@ -167,12 +167,46 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class OutboxResult:
-    """What one ``process_outbox`` call did."""
+    """What one ``process_outbox`` call did.
+
+    ``indexed`` and ``deleted`` reached Chroma. While the index does not serve (damaged,
+    rebuilding, unavailable) nothing does: the segments still get their vectors in libSQL
+    (``embedded``, so the exact scan finds them) and every row stays queued
+    (``remaining``). ``failed`` counts the rows of a batch Chroma failed on, left queued.
+    """
 
     indexed: int = 0
     deleted: int = 0
     failed: int = 0
     remaining: int = 0
+    embedded: int = 0
+
+
+IndexState = Literal["ok", "damaged", "rebuilding", "unavailable"]
+
+
+@dataclass(frozen=True)
+class IndexHealth:
+    """The condition of a store's Chroma index, for health checks and status verbs.
+
+    ``state``: ``ok`` (nothing known wrong; ``serving`` is False until the index loaded),
+    ``damaged`` (embedded files damaged or missing: rebuilt in the background or by
+    ``aico semantic rebuild``), ``rebuilding``, or ``unavailable`` (a Chroma server that
+    fails: retried, never wiped). In every state but ``ok`` with ``serving``, dense search
+    is the exact scan over the libSQL vectors. ``reason`` is the class name of the failure
+    and ``detail`` a sentence naming files and counts only, never content.
+    ``pending_outbox`` counts the index work still queued.
+    """
+
+    state: IndexState
+    reason: str | None
+    detail: str | None
+    pending_outbox: int
+    serving: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
 
 
 @dataclass(frozen=True)
@@ -194,8 +228,10 @@ class IndexReport:
     ``sample_limit`` entries; the counts are exact.
 
     ``chroma_checked`` is False when Chroma was not read at all: a read-only store never
-    opens embedded Chroma (it writes to its files even to read). The Chroma counts and lists
-    are then zero and empty, and ``ok`` is False: nothing was verified.
+    opens embedded Chroma (it writes to its files even to read), and a damaged, rebuilding
+    or unavailable index is not read either (``index_state``, ``index_reason``: see
+    ``IndexHealth``). The Chroma counts and lists are then zero and empty, and ``ok`` is
+    False: nothing was verified.
     """
 
     segments: int
@@ -210,6 +246,8 @@ class IndexReport:
     unindexed_count: int = 0
     unindexed: Sequence[str] = field(default=())
     chroma_checked: bool = True
+    index_state: IndexState = "ok"
+    index_reason: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -217,6 +255,7 @@ class IndexReport:
         every segment has a vector or queued work that will make one."""
         return (
             self.chroma_checked
+            and self.index_state == "ok"
             and self.missing_count == 0
             and self.extra_count == 0
             and self.unindexed_count == 0

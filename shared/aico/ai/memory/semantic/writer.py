@@ -6,10 +6,17 @@ into Chroma and deletes the outbox rows. Deletes (``delete_segments``, ``delete_
 the same way: the delete trigger queues a "delete" row, and the outbox applies it. Every
 step is idempotent, so replaying the outbox after a crash anywhere repairs the index.
 
-This is the only part that turns libSQL rows into Chroma entries (``store_vectors`` and
-``upsert`` are shared with ``maintenance``), which is why it is kept apart from the read path:
-search never writes, and nothing here ranks. In a read-only store every method here except
-``pending_outbox`` raises ``ReadOnly`` before doing anything.
+This is the only part that turns libSQL rows into Chroma entries (``store_vectors``,
+``upsert`` and ``drain`` are shared with ``maintenance``), which is why it is kept apart from
+the read path: search never writes, and nothing here ranks. In a read-only store every
+method here except ``pending_outbox`` raises ``ReadOnly`` before doing anything.
+
+A damaged, rebuilding or unavailable index (``_holder``) never fails a write: the segments
+commit to libSQL, ``process_outbox`` gives them their vectors in libSQL (so the exact scan
+finds them) and leaves every outbox row queued for the rebuild or the server's return, and
+returns normally (``OutboxResult.remaining``). A Chroma failure part way through a batch
+degrades the store the same way (the batch's rows record the error class). Failures that
+are not Chroma's (the encoder, libSQL) still raise.
 """
 
 from __future__ import annotations
@@ -18,21 +25,44 @@ import contextlib
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from aico.ai.memory._faults import fault
+from aico.ai.memory.semantic._chroma import ChromaIndex
 from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic._sql import SQL_IN_CHUNK, FloatArray, from_blob, to_blob
 from aico.ai.memory.semantic.schema import FTS_TABLE
 from aico.ai.memory.semantic.segmenting import SegmentationConfig, segment_messages
 from aico.ai.memory.semantic.types import Message, OutboxResult, Segment, check_id
 from aico.data.repositories._base import chunks
-from aico.errors import AicoError, InvalidInput, SemanticMemoryError
+from aico.errors import AicoError, InvalidInput, SemanticMemoryError, StoreClosed
 
 __all__ = ["Writer"]
+
+_LOCK_POLL_S = 0.05
+
+
+class _IndexFailed(Exception):
+    """Internal: a Chroma call of the outbox failed (never leaves this module)."""
+
+    def __init__(self, cause: AicoError) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+
+
+@contextlib.contextmanager
+def _chroma_call(core: StoreCore) -> Iterator[None]:
+    """Tell a failure of Chroma apart from one of the encoder or libSQL around it."""
+    try:
+        yield
+    except (SemanticMemoryError, StoreClosed) as exc:
+        if core.closed:
+            raise
+        raise _IndexFailed(exc) from exc
+
 
 _SEGMENT_COLUMNS = (
     "segment_id, user_id, conversation_id, session_id, roles, start_ts, end_ts, text, "
@@ -172,7 +202,15 @@ class Writer:
             deleted = core.conn.execute(
                 "DELETE FROM semantic_segments WHERE user_id = ?", (user_id,)
             ).rowcount
-        core.index.drop(core.collection_name(user_id))
+        index = core.index_for_writes()
+        if index is not None:
+            # Degraded: the queued deletes stay for the rebuild, which a forget runs.
+            try:
+                index.drop(core.collection_name(user_id))
+            except (SemanticMemoryError, StoreClosed) as exc:
+                if core.closed:
+                    raise
+                core.index_failed(index, exc)
         self.process_outbox()
         return max(deleted, 0)
 
@@ -207,46 +245,125 @@ class Writer:
         core = self._core
         core.check_open()
         core.require_writable("process_outbox")
-        indexed = deleted = 0
-        with core.outbox_lock:
+        if core.index_for_writes() is None or not self._acquire():
+            core.maybe_heal()
+            return self._embed_pending(limit)
+        try:
+            index = core.index_if_ready()  # again under the lock: a rebuild may have run
+            result = None if index is None else self.drain(index, limit)
+        finally:
+            core.outbox_lock.release()
+        if result is None or result.failed:
+            core.maybe_heal()
+            rest = self._embed_pending(limit)
+            if result is None:
+                return rest
+            return OutboxResult(
+                indexed=result.indexed,
+                deleted=result.deleted,
+                failed=result.failed,
+                remaining=rest.remaining,
+                embedded=rest.embedded,
+            )
+        return result
+
+    def _acquire(self) -> bool:
+        """Take the outbox lock, unless the index stops serving while waiting (a background
+        rebuild holds the lock for its whole run: a write must not wait that long)."""
+        core = self._core
+        while not core.outbox_lock.acquire(timeout=_LOCK_POLL_S):
+            if core.index_state != "ok" or core.closed:
+                return False
+        if core.index_state != "ok":
+            core.outbox_lock.release()
+            return False
+        return True
+
+    def drain(self, index: ChromaIndex, limit: int | None = None) -> OutboxResult:
+        """Apply queued work to ``index``, oldest first (the caller holds the outbox lock).
+
+        A Chroma failure stops the pass: the batch's rows stay queued with the error class
+        recorded, the store is told (``index_failed``) and the result counts them as
+        ``failed``. Any other failure is recorded the same way and raised.
+        """
+        core = self._core
+        indexed = deleted = failed = 0
+        last_id = 0
+        while limit is None or indexed + deleted < limit:
+            batch = core.config.outbox_batch_size
+            if limit is not None:
+                batch = min(batch, limit - indexed - deleted)
+            where = "id > ?" + (" AND op = 'delete'" if core.mismatch else "")
+            rows = core.conn.fetch_all(
+                f"SELECT id, op, segment_rowid, chroma_id FROM semantic_outbox "
+                f"WHERE {where} ORDER BY id LIMIT ?",
+                (last_id, batch),
+            )
+            if not rows:
+                break
+            last_id = int(rows[-1]["id"])
+            try:
+                deleted += self._apply_deletes([r for r in rows if r["op"] == "delete"], index)
+                indexed += self._apply_indexes([r for r in rows if r["op"] == "index"], index)
+            except _IndexFailed as failure:
+                self._record_failure([int(r["id"]) for r in rows], failure.cause)
+                core.index_failed(index, failure.cause)
+                failed = len(rows)
+                break
+            except AicoError as exc:
+                self._record_failure([int(r["id"]) for r in rows], exc)
+                raise
+            self._delete_outbox_rows(rows)
+        return OutboxResult(
+            indexed=indexed, deleted=deleted, failed=failed, remaining=self.pending_outbox()
+        )
+
+    def _embed_pending(self, limit: int | None) -> OutboxResult:
+        """While Chroma does not serve: vectors for queued segments, into libSQL only.
+
+        The exact scan then finds them; their outbox rows stay for the rebuild (which reads
+        the stored vectors, so nothing is embedded twice). No lock: ``store_vectors`` is
+        idempotent, and it skips a segment whose text changed meanwhile.
+        """
+        core = self._core
+        embedded = 0
+        if core.mismatch is None:
+            fingerprint = core.model.fingerprint
             last_id = 0
-            while limit is None or indexed + deleted < limit:
+            while limit is None or embedded < limit:
                 batch = core.config.outbox_batch_size
                 if limit is not None:
-                    batch = min(batch, limit - indexed - deleted)
-                where = "id > ?" + (" AND op = 'delete'" if core.mismatch else "")
+                    batch = min(batch, limit - embedded)
                 rows = core.conn.fetch_all(
-                    f"SELECT id, op, segment_rowid, chroma_id FROM semantic_outbox "
-                    f"WHERE {where} ORDER BY id LIMIT ?",
-                    (last_id, batch),
+                    "SELECT s.id AS id, coalesce(s.embed_text, s.text) AS embed_text "
+                    "FROM semantic_segments AS s WHERE s.id > ? AND s.id IN "
+                    "(SELECT segment_rowid FROM semantic_outbox WHERE op = 'index') "
+                    "AND (s.vector_fingerprint IS NULL OR s.vector_fingerprint != ?) "
+                    "ORDER BY s.id LIMIT ?",
+                    (last_id, fingerprint, batch),
                 )
                 if not rows:
                     break
                 last_id = int(rows[-1]["id"])
-                try:
-                    deleted += self._apply_deletes([r for r in rows if r["op"] == "delete"])
-                    indexed += self._apply_indexes([r for r in rows if r["op"] == "index"])
-                except AicoError as exc:
-                    self._record_failure([int(r["id"]) for r in rows], exc)
-                    raise
-                self._delete_outbox_rows(rows)
-        return OutboxResult(indexed=indexed, deleted=deleted, remaining=self.pending_outbox())
+                self.store_vectors(rows, self._encode([r["embed_text"] for r in rows]), fingerprint)
+                embedded += len(rows)
+        return OutboxResult(remaining=self.pending_outbox(), embedded=embedded)
 
     def pending_outbox(self) -> int:
         """Outbox rows not applied yet."""
         return int(self._core.conn.fetch_value("SELECT count(*) FROM semantic_outbox") or 0)
 
-    def _apply_deletes(self, rows: list[dict[str, Any]]) -> int:
+    def _apply_deletes(self, rows: list[dict[str, Any]], index: ChromaIndex) -> int:
         if not rows:
             return 0
         dead = [str(r["chroma_id"]) for r in rows]
-        index = self._core.index
-        # The segment is gone, so its owner is unknown: try every collection of the store.
-        for name in index.collection_names():
-            index.delete(name, dead)
+        with _chroma_call(self._core):
+            # The segment is gone, so its owner is unknown: try every collection of the store.
+            for name in index.collection_names():
+                index.delete(name, dead)
         return len(rows)
 
-    def _apply_indexes(self, rows: list[dict[str, Any]]) -> int:
+    def _apply_indexes(self, rows: list[dict[str, Any]], index: ChromaIndex) -> int:
         if not rows:
             return 0
         rowids = sorted({int(r["segment_rowid"]) for r in rows})
@@ -266,8 +383,9 @@ class Writer:
         by_user: dict[str, list[dict[str, Any]]] = {}
         for segment in segments:
             by_user.setdefault(segment["user_id"], []).append(segment)
-        for user_id, items in by_user.items():
-            self.upsert(user_id, items)
+        with _chroma_call(self._core):
+            for user_id, items in by_user.items():
+                self.upsert(user_id, items, index)
         return len(rows)
 
     def _encode(self, texts: list[str]) -> FloatArray:
@@ -298,8 +416,9 @@ class Writer:
             ],
         )
 
-    def upsert(self, user_id: str, segments: list[dict[str, Any]]) -> None:
-        """Put segments' vectors (rotated) into the user's collection, by their Chroma id."""
+    def upsert(self, user_id: str, segments: list[dict[str, Any]], index: ChromaIndex) -> None:
+        """Put segments' vectors (rotated) into the user's collection in ``index``, by their
+        Chroma id."""
         core = self._core
         dimension = core.model.dimension
         vectors = np.stack(
@@ -316,7 +435,7 @@ class Writer:
             }
             for s in segments
         ]
-        core.index.upsert(
+        index.upsert(
             core.collection_name(user_id),
             [str(s["chroma_id"]) for s in segments],
             core.rotation.rotate(vectors),
