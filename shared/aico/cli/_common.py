@@ -17,8 +17,10 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from aico.ai.memory.stores import open_data_store
 from aico.config import Config, load_config, resolve_data_dir
-from aico.errors import AicoError, InvalidInput
+from aico.data.store import DataStore
+from aico.errors import AicoError, InvalidInput, ReadOnly
 from aico.layout import DataDir
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,6 +35,7 @@ class CliState:
     data_dir_option: Path | None = None
     config_path: Path | None = None
     debug: bool = False
+    read_only: bool = False
     _config: Config | None = field(default=None, repr=False)
 
     @property
@@ -50,6 +53,21 @@ class CliState:
     @property
     def layout(self) -> DataDir:
         return DataDir(self.data_dir)
+
+    def require_writable(self) -> None:
+        """Refuse a writing command under ``--read-only``, before anything is opened."""
+        if self.read_only:
+            raise ReadOnly("this command writes, and --read-only was given")
+
+    def open_store(self, *, write: bool) -> DataStore:
+        """The data dir's ``DataStore`` for a verb that writes (``write``) or only reads.
+
+        ``--read-only`` opens every database without writing a byte (for a data dir on
+        read-only media) and refuses the verbs that write, before anything is opened.
+        """
+        if write:
+            self.require_writable()
+        return open_data_store(self.layout, config=self.config, read_only=self.read_only)
 
 
 pass_state = click.make_pass_decorator(CliState, ensure=True)

@@ -8,14 +8,13 @@ from typing import Any
 
 import click
 
-from aico.ai.memory.stores import open_data_store
 from aico.ai.memory.upgrade import upgrade_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 from aico.data.store import DatabaseStatus, DataStore
 
 
-def _open(state: CliState) -> DataStore:
-    return open_data_store(state.layout, config=state.config)
+def _open(state: CliState, *, write: bool = False) -> DataStore:
+    return state.open_store(write=write)
 
 
 def _status_rows(statuses: list[DatabaseStatus]) -> list[dict[str, Any]]:
@@ -80,7 +79,7 @@ def migrate_cmd(
     as_json: bool,
 ) -> None:
     """Apply pending versions, each in its own transaction."""
-    with _open(state) as store:
+    with _open(state, write=not dry_run) as store:
         if database is None and schema is None and to is None and not dry_run:
             steps = upgrade_store(store)  # also moves a legacy message log
         else:
@@ -108,7 +107,7 @@ def migrate_cmd(
 @handle_errors
 def rollback_cmd(state: CliState, schema: str, to: int, dry_run: bool) -> None:
     """Run the code's rollback statements down to version --to."""
-    with _open(state) as store:
+    with _open(state, write=not dry_run) as store:
         steps = store.rollback(schema=schema, to=to, dry_run=dry_run)
     verb = "would roll back" if dry_run else "rolled back"
     for db, s in steps:

@@ -27,6 +27,7 @@ from aico.security import (
 @handle_errors
 def init_cmd(state: CliState) -> None:
     """Create a new encrypted store: key file + every database at its latest schema."""
+    state.require_writable()
     passphrase = read_passphrase("New passphrase", confirm=True, env_name=ENV_PASSPHRASE)
     with initialize_data_store(state.layout, passphrase, config=state.config) as store:
         key_id = store.master_key.key_id
@@ -43,6 +44,7 @@ def keys_group() -> None:
 @handle_errors
 def change_passphrase_cmd(state: CliState) -> None:
     """Re-wrap the master key under a new passphrase (O(1): no data is rewritten)."""
+    state.require_writable()
     path = state.layout.key_file
     old = read_passphrase("Current passphrase", confirm=False, env_name=ENV_PASSPHRASE)
     new = read_passphrase("New passphrase", confirm=True, env_name=NEW_PASSPHRASE_ENV)
@@ -62,6 +64,7 @@ def rotate_cmd(state: CliState) -> None:
     the next open with the passphrase. Refused, with the pids of the holders, while any
     other process has the data dir open.
     """
+    state.require_writable()
     passphrase = read_passphrase("Passphrase", confirm=False, env_name=ENV_PASSPHRASE)
     service = state.config.get("security.keyring_service")
     # The rotation below resumes an interrupted one itself.

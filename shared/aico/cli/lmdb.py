@@ -8,15 +8,15 @@ from contextlib import contextmanager
 
 import click
 
-from aico.ai.memory.stores import open_data_store, open_working
+from aico.ai.memory.stores import open_working
 from aico.ai.memory.working import WorkingMemoryStore, list_session, status, sweep
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 
 
 @contextmanager
-def _open(state: CliState) -> Iterator[WorkingMemoryStore]:
-    with open_data_store(state.layout, config=state.config) as store:
-        wm = open_working(store, state.config)
+def _open(state: CliState, *, write: bool = False) -> Iterator[WorkingMemoryStore]:
+    with state.open_store(write=write) as store:
+        wm = open_working(store, state.config, read_only=state.read_only)
         try:
             yield wm
         finally:
@@ -49,7 +49,7 @@ def status_cmd(state: CliState, as_json: bool) -> None:
 @handle_errors
 def sweep_cmd(state: CliState, limit: int | None) -> None:
     """Remove expired entries now (reads the expiry index, not every entry)."""
-    with _open(state) as wm:
+    with _open(state, write=True) as wm:
         removed = sweep(wm, limit=limit)
     click.echo(f"removed {removed} expired entries")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from aico.cli import admin, service
 from aico.cli._common import CliState
 from aico.cli.db import db_group
 from aico.cli.keys import init_cmd, keys_group
@@ -28,11 +29,24 @@ from aico.cli.semantic import semantic_group
     help="A TOML config file (default: AICO_CONFIG or the platform config dir).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "--read-only",
+    is_flag=True,
+    help="Write nothing to the data dir (e.g. on read-only media); writing commands refuse.",
+)
 @click.version_option(package_name="aico")
 @click.pass_context
-def cli(ctx: click.Context, data_dir: Path | None, config_path: Path | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    data_dir: Path | None,
+    config_path: Path | None,
+    debug: bool,
+    read_only: bool,
+) -> None:
     """aico: encrypted, local-first memory for a personal AI companion."""
-    ctx.obj = CliState(data_dir_option=data_dir, config_path=config_path, debug=debug)
+    ctx.obj = CliState(
+        data_dir_option=data_dir, config_path=config_path, debug=debug, read_only=read_only
+    )
 
 
 cli.add_command(init_cmd)
@@ -40,6 +54,8 @@ cli.add_command(db_group)
 cli.add_command(keys_group)
 cli.add_command(lmdb_group)
 cli.add_command(semantic_group)
+admin.register(cli)
+service.register(cli)
 
 
 def main() -> None:

@@ -151,6 +151,7 @@ class AsyncMemoryManager:
         config: Config | None = None,
         encoder: Encoder | None = None,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
         max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> Self:
         """``MemoryManager.from_store`` off the loop."""
@@ -161,6 +162,7 @@ class AsyncMemoryManager:
             config=config,
             encoder=encoder,
             clock=clock,
+            read_only=read_only,
         )
 
     @classmethod
@@ -174,6 +176,7 @@ class AsyncMemoryManager:
         env: Mapping[str, str] | None = None,
         interactive: bool | None = None,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
         max_workers: int = DEFAULT_MAX_WORKERS,
     ) -> Self:
         """``MemoryManager.open`` off the loop (a backend passes ``passphrase`` or ``env``:
@@ -188,6 +191,7 @@ class AsyncMemoryManager:
             env=env,
             interactive=interactive,
             clock=clock,
+            read_only=read_only,
         )
 
     @classmethod

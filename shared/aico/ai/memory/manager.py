@@ -61,7 +61,14 @@ from aico.config import Config, load_config, resolve_data_dir
 from aico.data.repositories import FactRepository
 from aico.data.repositories.conversations import Attachment, ConversationLog, LoggedMessage
 from aico.data.store import DataStore
-from aico.errors import AicoError, InvalidInput, ModelMismatch, SemanticMemoryError, StoreClosed
+from aico.errors import (
+    AicoError,
+    InvalidInput,
+    ModelMismatch,
+    ReadOnly,
+    SemanticMemoryError,
+    StoreClosed,
+)
 from aico.validation import (
     MAX_QUERY,
     check_count,
@@ -159,8 +166,10 @@ class MemoryManager:
         config: Config | None = None,
         clock: Callable[[], float] = time.time,
         repair: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.store = store
+        self.read_only = read_only
         self.working = working
         self.semantic = semantic
         self.config = config or load_config()
@@ -173,7 +182,7 @@ class MemoryManager:
         # a replay put them in working memory.
         self._unappended: set[str] = set()
         self._wire()
-        self.last_repair = self.repair() if repair else RepairReport()
+        self.last_repair = self.repair() if repair and not read_only else RepairReport()
 
     def _wire(self) -> None:
         self._core = self.store.connection("core")
@@ -204,14 +213,15 @@ class MemoryManager:
         config: Config | None = None,
         encoder: Encoder | None = None,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> MemoryManager:
         """Open working and semantic memory on an unlocked, migrated ``DataStore``."""
         config = config or load_config()
         working, semantic = open_memory(
-            store, config, encoder or configured_encoder(config), clock
+            store, config, encoder or configured_encoder(config), clock, read_only=read_only
         )
         try:
-            return cls(store, working, semantic, config=config, clock=clock)
+            return cls(store, working, semantic, config=config, clock=clock, read_only=read_only)
         except BaseException:
             semantic.close()
             working.close()
@@ -228,8 +238,14 @@ class MemoryManager:
         env: Mapping[str, str] | None = None,
         interactive: bool | None = None,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> MemoryManager:
         """Unlock a data dir (see ``DataStore.open``), upgrade it, and open every store.
+
+        ``read_only=True`` is for inspecting a data dir, also on read-only media: nothing is
+        migrated, repaired or written anywhere (not even a seal); the read verbs (search,
+        recent, assemble_context) work and every write verb raises ``ReadOnly``. A data dir
+        whose schemas are behind the code must be opened writable once, to migrate.
 
         The model starts loading before the passphrase is stretched: it needs no key and
         would otherwise hold up the first search (cold start 10k: 0.98 -> 0.73 s). Chroma's
@@ -241,11 +257,21 @@ class MemoryManager:
         encoder = encoder or configured_encoder(config)
         preload_encoder(encoder)
         store = open_data_store(
-            directory, passphrase=passphrase, config=config, env=env, interactive=interactive
+            directory,
+            passphrase=passphrase,
+            config=config,
+            env=env,
+            interactive=interactive,
+            read_only=read_only,
         )
         try:
-            upgrade_store(store)
-            return cls.from_store(store, config=config, encoder=encoder, clock=clock)
+            if read_only:
+                _require_current(store)
+            else:
+                upgrade_store(store)
+            return cls.from_store(
+                store, config=config, encoder=encoder, clock=clock, read_only=read_only
+            )
         except BaseException:
             store.close()
             raise
@@ -280,6 +306,7 @@ class MemoryManager:
         is pending; then the stores reopen under the new key and the index is rebuilt. On an
         error the manager is closed; re-running, or the next ``open``, resumes the rotation.
         """
+        self._check_writable("rotate_master_key")
         old_id = self.store.master_key.key_id
         encoder = self.semantic.encoder
         try:
@@ -334,8 +361,9 @@ class MemoryManager:
         if self._closed:
             return
         try:
-            with contextlib.suppress(AicoError):
-                self._flush_appended()
+            if not self.read_only:
+                with contextlib.suppress(AicoError):
+                    self._flush_appended()
         finally:
             self._closed = True
             try:
@@ -355,6 +383,11 @@ class MemoryManager:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosed("the memory manager is closed")
+
+    def _check_writable(self, verb: str) -> None:
+        self._check_open()
+        if self.read_only:
+            raise ReadOnly(f"{verb} writes, and this memory manager was opened read-only")
 
     # ---- storing -------------------------------------------------------------------
 
@@ -385,7 +418,7 @@ class MemoryManager:
         fails (disk full, a crash), the message is still stored and working memory is
         repaired from the log by the next open or maintenance.
         """
-        self._check_open()
+        self._check_writable("store_message")
         check_id(user_id, "user_id")
         check_id(session_id, "session_id")
         if conversation_id is not None:
@@ -455,8 +488,7 @@ class MemoryManager:
 
     def _user_exists(self, user_id: str) -> bool:
         return (
-            self._core.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,))
-            is not None
+            self._core.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is not None
         )
 
     def _write_working(self, message: LoggedMessage, *, unique: bool = False) -> None:
@@ -501,7 +533,7 @@ class MemoryManager:
 
     def end_session(self, session_id: str, *, consolidate: bool = True) -> int:
         """Mark the session ended and (by default) consolidate it now; returns segments made."""
-        self._check_open()
+        self._check_writable("end_session")
         check_id(session_id, "session_id")
         if not consolidate:
             with self._log_conn.transaction():
@@ -520,7 +552,7 @@ class MemoryManager:
         Returns the segments made (0 when another caller already claimed the messages).
         Embedding follows through the outbox.
         """
-        self._check_open()
+        self._check_writable("consolidate")
         check_id(session_id, "session_id")
         made = self._consolidator.consolidate(session_id)
         if made:
@@ -627,7 +659,7 @@ class MemoryManager:
 
     def maintenance(self) -> MaintenanceReport:
         """Sweep, expire sessions, repair, consolidate idle sessions, replay the outbox."""
-        self._check_open()
+        self._check_writable("maintenance")
         now = self.clock()
         swept = self.working.sweep(now=now)
         with self._log_conn.transaction():
@@ -656,7 +688,7 @@ class MemoryManager:
         that the log does not, and finishes consolidations however recent (maintenance
         leaves those of the last minute to the process that is probably still on them).
         """
-        self._check_open()
+        self._check_writable("repair")
         forgets = self._forgetter.finish_pending()
         older_than = None if full else self.clock() - 60.0
         consolidated = self._consolidator.finish_pending(older_than=older_than)
@@ -792,7 +824,7 @@ class MemoryManager:
         ``optimize``), Chroma (purged by a rebuild), facts, feedback, logs, preferences;
         then every WAL is checkpointed. A crash part way is finished by the next open.
         """
-        self._check_open()
+        self._check_writable("forget")
         self._flush_appended()
         return self._forgetter.forget(
             user_id, conversation_id=conversation_id, message_id=message_id
@@ -801,6 +833,18 @@ class MemoryManager:
     def forget_user(self, user_id: str) -> ForgetReport:
         """``forget(user_id)``: everything of the user, everywhere."""
         return self.forget(user_id)
+
+
+def _require_current(store: DataStore) -> None:
+    """Read-only opens migrate nothing, so they need every schema at the code's version."""
+    behind = sorted(
+        d.database for d in store.status() if not d.exists or any(s.pending for s in d.schemas)
+    )
+    if behind:
+        raise ReadOnly(
+            f"the data dir's schemas are behind this code ({', '.join(behind)}); "
+            "open it writable once to migrate"
+        )
 
 
 def _as_working(message: LoggedMessage, ttl: float) -> WorkingMessage:

@@ -19,6 +19,7 @@ is written once.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -30,10 +31,11 @@ from aico.ai.embeddings import Encoder, default_encoder
 from aico.ai.memory import key_rotation
 from aico.ai.memory.key_rotation import finish_index_rekey
 from aico.ai.memory.semantic import SemanticConfig, SemanticMemoryStore
-from aico.ai.memory.working import WorkingMemoryStore
+from aico.ai.memory.working import WorkingMemoryStore, quarantine_working
 from aico.config import Config
 from aico.data.schema import default_registry
 from aico.data.store import DataStore
+from aico.errors import WorkingMemoryCorrupted
 from aico.layout import DataDir
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "semantic_config",
 ]
 
+log = logging.getLogger(__name__)
+
 
 def open_data_store(
     data_dir: str | os.PathLike[str] | DataDir | None = None,
@@ -56,11 +60,13 @@ def open_data_store(
     env: Mapping[str, str] | None = None,
     interactive: bool | None = None,
     resume_rotation: bool = True,
+    read_only: bool = False,
 ) -> DataStore:
     """Unlock an existing data dir (``DataStore.open``) with the memory layer's dependencies.
 
     An interrupted master-key rotation is finished first, with every rotation step;
-    ``resume_rotation=False`` leaves it to a rotation the caller runs next.
+    ``resume_rotation=False`` leaves it to a rotation the caller runs next. ``read_only``
+    opens every database without writing a byte (see ``DataStore.open``).
     """
     return DataStore.open(
         data_dir,
@@ -71,6 +77,7 @@ def open_data_store(
         registry=default_registry,
         rotation_steps=key_rotation.ROTATION_STEPS,
         resume_rotation=resume_rotation,
+        read_only=read_only,
     )
 
 
@@ -141,10 +148,36 @@ def open_semantic(
 
 
 def open_working(
-    store: DataStore, config: Config, *, clock: Callable[[], float] = time.time
+    store: DataStore,
+    config: Config,
+    *,
+    clock: Callable[[], float] = time.time,
+    read_only: bool = False,
 ) -> WorkingMemoryStore:
-    """The data dir's working memory, as ``[memory.working]`` configures it."""
-    return WorkingMemoryStore.from_config(store.layout.root, store.master_key, config, clock=clock)
+    """The data dir's working memory, as ``[memory.working]`` configures it.
+
+    Working memory is a cache of the log: a damaged environment is moved aside
+    (``quarantine_working``) and a fresh one opened, which the coordinator's repair then
+    refills from the log. Read-only, a damaged one is refused instead (nothing is moved).
+    """
+
+    def attempt() -> WorkingMemoryStore:
+        return WorkingMemoryStore.from_config(
+            store.layout.root, store.master_key, config, clock=clock, read_only=read_only
+        )
+
+    try:
+        return attempt()
+    except WorkingMemoryCorrupted as exc:
+        if read_only:
+            raise
+        moved = quarantine_working(store.layout.working_memory)
+        log.warning(
+            "working memory was damaged (%s); moved aside to %s and rebuilt from the log",
+            exc,
+            moved.name,
+        )
+        return attempt()
 
 
 def open_memory(
@@ -154,17 +187,19 @@ def open_memory(
     clock: Callable[[], float],
     *,
     finish_rekey: bool = True,
+    read_only: bool = False,
 ) -> tuple[WorkingMemoryStore, SemanticMemoryStore]:
     """Working and semantic memory under the store's key.
 
     Also finishes an index rebuild a rotation left pending, so a crash after the key file
-    changed is repaired by the next open rather than leaving a stale index.
+    changed is repaired by the next open rather than leaving a stale index (not when
+    ``read_only``: then both stores write nothing).
     """
-    working = open_working(store, config, clock=clock)
+    working = open_working(store, config, clock=clock, read_only=read_only)
     try:
-        semantic = open_semantic(store, config, encoder)
+        semantic = open_semantic(store, config, encoder, read_only=read_only)
         try:
-            if finish_rekey:
+            if finish_rekey and not read_only:
                 finish_index_rekey(semantic, store.data_dir)
         except BaseException:
             semantic.close()
