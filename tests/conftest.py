@@ -20,6 +20,16 @@ from aico.security import KdfParams, MasterKey, Purpose
 PASSPHRASE = "correct horse battery staple"
 
 
+@pytest.fixture(scope="session")
+def embedding_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private model cache, so tests never touch (or depend on) the user's cache.
+
+    Session-wide and here, not in tests/ai: every test folder that runs the real model
+    (the CLI tests too) shares one ONNX export (~10 s) per run.
+    """
+    return tmp_path_factory.mktemp("embedding-cache")
+
+
 @pytest.fixture
 def fast_kdf() -> KdfParams:
     return KdfParams.for_tests()

@@ -10,12 +10,6 @@ from aico.ai.embeddings import HashingEncoder, OnnxMiniLMEncoder, SentenceTransf
 
 
 @pytest.fixture(scope="session")
-def embedding_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private model cache, so tests never touch (or depend on) the user's cache."""
-    return tmp_path_factory.mktemp("embedding-cache")
-
-
-@pytest.fixture(scope="session")
 def onnx_encoder(embedding_cache_dir: Path) -> OnnxMiniLMEncoder:
     """The default encoder, loaded; the first use per session exports the ONNX file (~10 s)."""
     encoder = OnnxMiniLMEncoder(cache_dir=embedding_cache_dir)

@@ -38,6 +38,11 @@ _MESSAGE_COLUMNS = (
     "id, user_id, session_id, conversation_id, role, content, timestamp, tokens, cost, "
     "tool_calls, tool_results, metadata, compaction_id, consolidated_at"
 )
+_CONVERSATION_COLUMNS = (
+    "c.id, c.user_id, c.title, c.created_at, c.updated_at, c.provider, c.model, "
+    "c.total_tokens, c.total_cost, c.status, "
+    "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count"
+)
 
 
 @dataclass(frozen=True)
@@ -323,6 +328,56 @@ class ConversationLog:
             "SELECT session_id FROM session_metadata WHERE user_id = ?", (user_id,)
         )
         return [str(r["session_id"]) for r in rows]
+
+    def latest_session(self, user_id: str) -> str | None:
+        """The user's most recently active session, or None (served by the owner index)."""
+        value = self.conn.fetch_value(
+            "SELECT session_id FROM session_metadata WHERE user_id = ? "
+            "ORDER BY last_activity_at DESC, session_id LIMIT 1",
+            (user_id,),
+        )
+        return None if value is None else str(value)
+
+    # -- conversations (reads for the admin verbs and the backend) -----------------------
+
+    def conversation(self, conversation_id: str) -> dict[str, Any] | None:
+        """One conversation's row with its ``message_count``; None if there is none."""
+        return self.conn.fetch_one(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE c.id = ?",
+            (conversation_id,),
+        )
+
+    def conversations_of_user(
+        self, user_id: str, *, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """The user's conversations, most recently updated first, each with its message count.
+
+        The counts come from the messages' conversation index, one probe per listed row.
+        """
+        return self.conn.fetch_all(
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations c WHERE c.user_id = ? "
+            "ORDER BY c.updated_at DESC, c.id LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+
+    def conversation_count(self, user_id: str) -> int:
+        return int(
+            self.conn.fetch_value(
+                "SELECT count(*) FROM conversations WHERE user_id = ?", (user_id,)
+            )
+            or 0
+        )
+
+    def messages_of_conversation(
+        self, conversation_id: str, *, limit: int = 100, offset: int = 0
+    ) -> list[LoggedMessage]:
+        """A page of the conversation's messages, oldest first."""
+        rows = self.conn.fetch_all(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? "
+            "ORDER BY timestamp, rowid LIMIT ? OFFSET ?",
+            (conversation_id, limit, offset),
+        )
+        return [LoggedMessage.from_row(r) for r in rows]
 
     # -- working memory outbox -----------------------------------------------------------
 
