@@ -3,6 +3,9 @@
 Timestamps are REAL unix seconds: TTLs, ranges and ordering are arithmetic, not parsing.
 Every user-owned row references ``users`` with ``ON DELETE CASCADE`` so forgetting a user
 is one delete that cannot leave orphans.
+
+Version 3 adds ``api_tokens``, the companion backend's bearer tokens: only a keyed hash of
+each token is kept (``aico.data.repositories.tokens``); a user's tokens go with the user.
 """
 
 from __future__ import annotations
@@ -158,6 +161,32 @@ CORE_SCHEMA = register_schema("core", "core", priority=0)(
                 """CREATE INDEX idx_session_metadata_expiry
                    ON session_metadata(status, working_memory_expires_at)""",
             ],
+        ),
+        3: SchemaVersion(
+            version=3,
+            name="api tokens",
+            description="bearer tokens of the companion backend, kept as keyed hashes",
+            sql_statements=[
+                """
+                CREATE TABLE api_tokens (
+                    token_id TEXT PRIMARY KEY CHECK (length(token_id) BETWEEN 1 AND 64),
+                    token_hash BLOB NOT NULL CHECK (length(token_hash) = 32),
+                    scope TEXT NOT NULL CHECK (scope IN ('user', 'admin')),
+                    user_id TEXT REFERENCES users(user_id) ON DELETE CASCADE,
+                    label TEXT CHECK (label IS NULL OR length(label) <= 200),
+                    key_id TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    last_used_at REAL,
+                    revoked_at REAL,
+                    CHECK ((scope = 'admin') = (user_id IS NULL))
+                )
+                """,
+                "CREATE INDEX idx_api_tokens_user ON api_tokens(user_id)",
+                # One live admin token at a time.
+                """CREATE UNIQUE INDEX idx_api_tokens_one_admin ON api_tokens(scope)
+                   WHERE scope = 'admin' AND revoked_at IS NULL""",
+            ],
+            rollback_statements=["DROP TABLE api_tokens"],
         ),
     }
 )

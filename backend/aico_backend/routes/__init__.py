@@ -1,0 +1,1 @@
+"""The routers of ``/v1`` and the mem0-compatible router."""
