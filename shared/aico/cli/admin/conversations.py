@@ -90,7 +90,7 @@ def show_cmd(state: CliState, conversation_id: str, limit: int, offset: int, as_
 
 @click.group("messages")
 def messages_group() -> None:
-    """Messages of the log."""
+    """The message log's write path: store a message as the companion does."""
 
 
 @messages_group.command("add")
@@ -119,7 +119,7 @@ def add_cmd(
     content: str,
     as_json: bool,
 ) -> None:
-    """Store one message (CONTENT, or ``-`` to read it from stdin); prints its id.
+    """Store one message (CONTENT, or - to read it from stdin); prints its id.
 
     The id is printed once the log has committed it: the message is durable.
     """

@@ -104,7 +104,7 @@ def show_cmd(state: CliState, user_id: str, as_json: bool) -> None:
 @pass_state
 @handle_errors
 def delete_cmd(state: CliState, user_id: str, yes: bool, as_json: bool) -> None:
-    """Delete a user and everything of theirs, from every store (``forget --user``)."""
+    """Delete a user and everything of theirs, from every store (as forget --user)."""
     check_id(user_id, "user_id")
     with open_manager(state, write=True) as manager:
         require_user(manager, user_id)
