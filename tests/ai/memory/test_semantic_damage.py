@@ -441,3 +441,64 @@ def test_index_health_is_exported() -> None:
     from aico.ai.memory import semantic
 
     assert "IndexHealth" in semantic.__all__ and semantic.IndexHealth is IndexHealth
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_status_verify_and_rebuild_of_a_damaged_index(
+    tmp_path: Path, embedding_cache_dir: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from aico.ai.memory import MemoryManager
+    from aico.cli.main import cli
+    from aico.config import load_config
+    from aico.data.repositories import UserService
+    from aico.security import KdfParams
+
+    passphrase = "semantic damage cli passphrase"
+    p = KdfParams.for_tests()
+    env = {
+        "AICO_DATA_DIR": str(tmp_path / "data"),
+        "AICO_PASSPHRASE": passphrase,
+        "AICO_CONFIG": "",
+        "AICO_SECURITY__USE_KEYRING": "false",
+        "AICO_SECURITY__KDF_TIME_COST": str(p.time_cost),
+        "AICO_SECURITY__KDF_MEMORY_COST_KIB": str(p.memory_cost_kib),
+        "AICO_SECURITY__KDF_PARALLELISM": str(p.parallelism),
+        "AICO_MEMORY__SEMANTIC__MODEL_CACHE_DIR": str(embedding_cache_dir),
+    }
+    with MemoryManager.initialize(tmp_path / "data", passphrase, config=load_config(env=env)) as m:
+        UserService(m.store.connection("core")).create_user("Maya", user_id="maya")
+        m.store_message("maya", "s1", "user", "My sister Ingrid visits Gothenburg every June.")
+        m.end_session("s1")
+        m.semantic.wait_ready()
+    _damage(tmp_path / "data" / "memory" / "semantic" / "chroma", "chroma.sqlite3:flip")
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    status = run("semantic", "status", "--json")
+    assert status.exit_code == 0, status.output
+    health = json.loads(status.output)["index_health"]
+    assert health["state"] == "damaged" and health["reason"] == "IndexDamaged"
+    assert "chroma.sqlite3 changed" in health["detail"]
+    text = run("semantic", "status")
+    assert "index      damaged (IndexDamaged)" in text.output and "rebuild" in text.output
+
+    verify = run("semantic", "verify", "--json")
+    assert verify.exit_code == 1, verify.output
+    report = json.loads(verify.output)
+    assert report["index_state"] == "damaged" and report["chroma_checked"] is False
+
+    hits = run("semantic", "search", "--user", "maya", "when does Ingrid visit", "--json")
+    assert hits.exit_code == 0 and "Ingrid" in json.loads(hits.output)[0]["text"]
+
+    rebuilt = run("semantic", "rebuild")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "the index was damaged (IndexDamaged)" in rebuilt.output
+    assert "rebuilt the dense index: 1 vectors; index ok" in rebuilt.output
+    verify = run("semantic", "verify", "--json")
+    assert verify.exit_code == 0, verify.output
+    assert json.loads(verify.output)["chroma_count"] == 1

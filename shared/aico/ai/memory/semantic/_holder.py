@@ -106,6 +106,9 @@ class IndexHolder:
         self._last_heal = float("-inf")
         self._inspected = False
         self._closed = False
+        self._rebuilt_from: IndexState = "ok"
+        #: The last rebuild discarded the old local directory (its files are gone).
+        self.discarded = False
 
     # -- state ---------------------------------------------------------------------------
 
@@ -245,12 +248,12 @@ class IndexHolder:
             if path is not None and self._writes_files():
                 try:
                     _index_files.check_files(path, self._dimension)
+                    _index_files.remove_manifest(path)
                 except OSError as exc:
                     raise IndexDamaged(
                         f"chroma at {path}: its files could not be read ({type(exc).__name__})",
                         path=path,
                     ) from exc
-                _index_files.remove_manifest(path)
             index = _open_index(self.location, self._prefix, self._adopted, self._read_only)
             try:
                 self._check_count(index)
@@ -335,7 +338,10 @@ class IndexHolder:
         """The index is about to be replaced: serve from libSQL, and mark the directory, so
         a crash part way makes the next open rebuild again."""
         with self._lock:
+            if self._state != "rebuilding":
+                self._rebuilt_from = self._state
             self._state = "rebuilding"
+            self.discarded = False
             if self._future is None:  # no load may open the directory during the rebuild
                 self._future = Future()
                 self._future.set_result(None)
@@ -360,6 +366,7 @@ class IndexHolder:
         if self.location.path is not None:
             if self._writes_files() and released:
                 _index_files.discard(self.location.path)
+                self.discarded = True
                 return ChromaIndex(self.location, self._prefix)
             index = ChromaIndex(self.location, self._prefix)
             index.wipe_local()
@@ -379,15 +386,14 @@ class IndexHolder:
             if self._closed:
                 index.close()
                 return
-            before = self._state
+            before = self._rebuilt_from
             self._index = index
             self._state, self._reason, self._detail = "ok", None, None
         if self._writes_files():
             assert self.location.path is not None
             _index_files.remove_manifest(self.location.path)
-        if before != "rebuilding":
-            return
-        log.info("semantic index rebuilt; dense search uses Chroma again")
+        if before != "ok":
+            log.info("semantic index rebuilt; dense search uses Chroma again")
 
     def rebuild_failed(
         self, index: ChromaIndex | None, exc: BaseException, *, quiet: bool = False

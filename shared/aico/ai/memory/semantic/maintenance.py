@@ -50,7 +50,6 @@ class Maintenance:
     def __init__(self, core: StoreCore, writer: Writer) -> None:
         self._core = core
         self._writer = writer
-        self._discarded = False  # the last rebuild got as far as discarding the old index
         core.set_healer(self.heal)
 
     def purge_index(self) -> int:
@@ -71,7 +70,7 @@ class Maintenance:
             try:
                 return self._rebuild_locked(None, None)
             except SemanticMemoryError as exc:
-                if core.location.path is None or not self._discarded:
+                if core.location.path is None or not core.holder.discarded:
                     raise
                 # The old directory, and with it every forgotten vector, is gone; only the
                 # refill failed. The purge is done: the store stays degraded and heals.
@@ -113,13 +112,11 @@ class Maintenance:
         core = self._core
         conn = core.conn
         holder = core.holder
-        self._discarded = False
         index: ChromaIndex | None = None
         holder.begin_rebuild()
         try:
             before = int(conn.fetch_value("SELECT coalesce(max(id), 0) FROM semantic_outbox"))
             index = holder.fresh_index()
-            self._discarded = True
             total = self._vector_count()
             written = 0
             for batch in self._iter_vector_batches():
