@@ -62,8 +62,6 @@ class OpenGuard:
         try:
             self.first = True if self._lock is None else self._acquire(self._lock)
             self.map = check_map(self.directory, retries=0 if self.first else 2)
-            if self.read_only and self.map is None:
-                raise NotFound(f"there is no working memory at {self.directory}")
             if self.first:
                 # Also with no file: a seal says there was one, and it no longer matches.
                 sealed = verify_seal(self.directory, seal_key)
@@ -72,6 +70,18 @@ class OpenGuard:
                     self.unclean = True
                 if sealed and not self.read_only:
                     remove_seal(self.directory)  # from here on the file may change
+            if self.read_only and self.map is None:
+                raise NotFound(f"there is no working memory at {self.directory}")
+        except OSError as exc:
+            self.close()
+            if exc.errno in _CANNOT_WRITE and not self.read_only:
+                raise ReadOnly(
+                    f"working memory at {self.directory} cannot be written "
+                    f"({exc.strerror}); open it with read_only=True"
+                ) from None
+            raise WorkingMemoryError(
+                f"cannot open working memory at {self.directory}: {exc.strerror}"
+            ) from None
         except BaseException:
             self.close()
             raise
