@@ -1,21 +1,20 @@
 """``ConversationViews``: conversations and their messages, as the API shows them.
 
-The ``MemoryManager`` writes the log (``store_message``) and forgets from it; it has no
-verb to list conversations, page through one, or name and archive one, so these few reads
-and the two small writes (a new, still empty conversation; its title or status) are here,
-on the conversations connection. The writes touch only the ``conversations`` row, which
-``store_message`` upserts and ``forget`` deletes; nothing derived depends on its title or
-status. A conversation's id is always made here, so no client can pick another user's.
+The reads are ``ConversationLog``'s (the same the admin CLI uses). The ``MemoryManager``
+writes the log (``store_message``) and forgets from it, but has no verb to start an empty
+conversation or to name and archive one: those two small writes are here, and touch only
+the ``conversations`` row, which ``store_message`` upserts and ``forget`` deletes; nothing
+derived depends on its title or status. A conversation's id is always made here, so no
+client can pick one that is another user's.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
-from aico.data.repositories import UserService
-from aico.data.repositories._base import Clock, Connection, dump_json, load_json, new_id, now
+from aico.data.repositories import ConversationLog, UserService
+from aico.data.repositories._base import Clock, Connection, new_id, now
 from aico.errors import InvalidInput, NotFound
 from aico.validation import check_count, check_id, check_text
 
@@ -23,6 +22,7 @@ __all__ = ["CONVERSATION_STATUSES", "Conversation", "ConversationViews", "Messag
 
 CONVERSATION_STATUSES = ("active", "archived")
 _MAX_PAGE = 500
+_NO_CONVERSATION = "no conversation with this conversation_id"
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class Conversation:
     created_at: float
     updated_at: float
     message_count: int
-    metadata: dict[str, Any]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Conversation:
@@ -52,7 +51,6 @@ class Conversation:
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
             message_count=int(row["message_count"] or 0),
-            metadata=load_json(row["metadata"]),
         )
 
 
@@ -69,41 +67,22 @@ class MessageView:
     consolidated: bool
 
 
-_SELECT = (
-    "SELECT c.id, c.user_id, c.title, c.status, c.provider, c.model, c.total_tokens, "
-    "c.created_at, c.updated_at, c.metadata, "
-    "(SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count "
-    "FROM conversations c"
-)
-
-
-def _cursor(timestamp: float, rowid: int) -> str:
-    return base64.urlsafe_b64encode(f"{timestamp!r}:{rowid}".encode()).decode().rstrip("=")
-
-
-def _parse_cursor(cursor: str) -> tuple[float, int]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        timestamp, rowid = base64.urlsafe_b64decode(padded).decode().split(":")
-        return float(timestamp), int(rowid)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("cursor is not one this service gave out") from None
-
-
 class ConversationViews:
-    """Reads of the log for the API, and a conversation's own row (see the module doc)."""
+    """Owners, conversations and pages of messages for the API (see the module doc)."""
 
     def __init__(self, conn: Connection, users: UserService, *, clock: Clock | None = None) -> None:
         self.conn = conn
+        self.log = ConversationLog(conn)
         self.users = users
         self.clock = clock
 
+    # -- owners: how every endpoint decides what a token may see ---------------------------
+
     def owner(self, conversation_id: str) -> str | None:
-        value = self.conn.fetch_value(
-            "SELECT user_id FROM conversations WHERE id = ?",
-            (check_id(conversation_id, "conversation_id"),),
-        )
-        return None if value is None else str(value)
+        return self.log.conversation_owner(check_id(conversation_id, "conversation_id"))
+
+    def session_owner(self, session_id: str) -> str | None:
+        return self.log.session_owner(check_id(session_id, "session_id"))
 
     def message_owner(self, message_id: str) -> str | None:
         value = self.conn.fetch_value(
@@ -111,16 +90,9 @@ class ConversationViews:
         )
         return None if value is None else str(value)
 
-    def session_owner(self, session_id: str) -> str | None:
-        value = self.conn.fetch_value(
-            "SELECT user_id FROM session_metadata WHERE session_id = ?",
-            (check_id(session_id, "session_id"),),
-        )
-        return None if value is None else str(value)
+    # -- conversations -------------------------------------------------------------------
 
-    def create(
-        self, user_id: str, *, title: str | None = None, metadata: dict[str, Any] | None = None
-    ) -> Conversation:
+    def create(self, user_id: str, *, title: str | None = None) -> Conversation:
         """A new, empty conversation of an existing user, with an id made here."""
         if title is not None:
             check_text(title, "title", limit=500)
@@ -130,38 +102,24 @@ class ConversationViews:
         ts = now(self.clock)
         self.conn.execute(
             "INSERT INTO conversations (id, user_id, title, created_at, updated_at, provider, "
-            "model, total_tokens, total_cost, status, metadata) "
-            "VALUES (?, ?, ?, ?, ?, 'aico', NULL, 0, 0.0, 'active', ?)",
-            (conversation_id, user_id, title, ts, ts, dump_json("metadata", metadata)),
+            "model, total_tokens, total_cost, status) "
+            "VALUES (?, ?, ?, ?, ?, 'aico', NULL, 0, 0.0, 'active')",
+            (conversation_id, user_id, title, ts, ts),
         )
         return self.get(conversation_id)
 
     def get(self, conversation_id: str) -> Conversation:
-        row = self.conn.fetch_one(
-            f"{_SELECT} WHERE c.id = ?", (check_id(conversation_id, "conversation_id"),)
-        )
+        row = self.log.conversation(check_id(conversation_id, "conversation_id"))
         if row is None or row["user_id"] is None:
-            raise NotFound("no conversation with this conversation_id")
+            raise NotFound(_NO_CONVERSATION)
         return Conversation.from_row(row)
 
-    def for_user(
-        self, user_id: str, *, status: str | None = None, limit: int = 50, offset: int = 0
-    ) -> list[Conversation]:
+    def for_user(self, user_id: str, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
         """The user's conversations, most recently active first."""
         check_id(user_id, "user_id")
         check_count(limit, "limit", minimum=1, maximum=_MAX_PAGE)
         check_count(offset, "offset")
-        clauses, params = ["c.user_id = ?"], [user_id]
-        if status is not None:
-            if status not in CONVERSATION_STATUSES:
-                raise InvalidInput(f"status must be one of {', '.join(CONVERSATION_STATUSES)}")
-            clauses.append("c.status = ?")
-            params.append(status)
-        rows = self.conn.fetch_all(
-            f"{_SELECT} WHERE {' AND '.join(clauses)} "
-            "ORDER BY c.updated_at DESC, c.id LIMIT ? OFFSET ?",
-            (*params, limit, offset),
-        )
+        rows = self.log.conversations_of_user(user_id, limit=limit, offset=offset)
         return [Conversation.from_row(r) for r in rows]
 
     def update(
@@ -179,41 +137,29 @@ class ConversationViews:
             (title, status, now(self.clock), conversation_id),
         )
         if result.rowcount == 0:
-            raise NotFound("no conversation with this conversation_id")
+            raise NotFound(_NO_CONVERSATION)
         return self.get(conversation_id)
 
     def messages(
-        self, conversation_id: str, *, limit: int = 50, cursor: str | None = None
-    ) -> tuple[list[MessageView], str | None]:
-        """One page of the conversation's messages, oldest first, and the next page's cursor."""
+        self, conversation_id: str, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[MessageView], int | None]:
+        """A page of the conversation's messages, oldest first, and the next page's offset."""
         check_id(conversation_id, "conversation_id")
         check_count(limit, "limit", minimum=1, maximum=_MAX_PAGE)
-        after_ts, after_rowid = (float("-inf"), -1) if cursor is None else _parse_cursor(cursor)
-        rows = self.conn.fetch_all(
-            "SELECT rowid AS _rowid, id, conversation_id, session_id, role, content, timestamp, "
-            "tokens, metadata, consolidated_at FROM messages WHERE conversation_id = ? "
-            "AND (timestamp > ? OR (timestamp = ? AND rowid > ?)) "
-            "ORDER BY timestamp, rowid LIMIT ?",
-            (conversation_id, after_ts, after_ts, after_rowid, limit + 1),
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
+        check_count(offset, "offset")
+        rows = self.log.messages_of_conversation(conversation_id, limit=limit + 1, offset=offset)
         page = [
             MessageView(
-                id=str(r["id"]),
-                conversation_id=r["conversation_id"],
-                session_id=str(r["session_id"]),
-                role=str(r["role"]),
-                content=str(r["content"]),
-                timestamp=float(r["timestamp"]),
-                tokens=r["tokens"],
-                metadata=load_json(r["metadata"]),
-                consolidated=r["consolidated_at"] is not None,
+                id=m.id,
+                conversation_id=m.conversation_id,
+                session_id=m.session_id,
+                role=m.role,
+                content=m.content,
+                timestamp=m.timestamp,
+                tokens=m.tokens,
+                metadata=m.metadata,
+                consolidated=m.consolidated_at is not None,
             )
-            for r in rows
+            for m in rows[:limit]
         ]
-        last = rows[-1] if rows else None
-        next_cursor = (
-            _cursor(float(last["timestamp"]), int(last["_rowid"])) if more and last else None
-        )
-        return page, next_cursor
+        return page, (offset + limit if len(rows) > limit else None)

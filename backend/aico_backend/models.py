@@ -82,7 +82,6 @@ class UserOut(_Response):
 class ConversationCreate(_Request):
     user_id: str | None = Field(None, description="Required with the admin token.")
     title: str | None = None
-    metadata: dict[str, Any] | None = None
 
 
 class ConversationUpdate(_Request):
@@ -101,7 +100,6 @@ class ConversationOut(_Response):
     message_count: int
     created_at: float
     updated_at: float
-    metadata: dict[str, Any]
 
 
 class MessageCreate(_Request):
@@ -139,7 +137,7 @@ class MessageOut(_Response):
 
 class MessagePage(_Response):
     messages: list[MessageOut]
-    next_cursor: str | None
+    next_offset: int | None = Field(description="The offset of the next page; null at the end.")
 
 
 # ---- reading ------------------------------------------------------------------------

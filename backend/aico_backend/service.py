@@ -56,7 +56,7 @@ class Service:
         self.settings = settings
         self.clock = clock
         self.owns_memory = owns_memory
-        self.read_only = bool(getattr(memory.sync, "read_only", False))
+        self.read_only = memory.sync.read_only
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=settings.workers, thread_name_prefix="aico-backend"
         )

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
@@ -42,9 +42,7 @@ async def owned_conversation(svc: Service, who: Principal, conversation_id: str)
 @router.post("/conversations", status_code=status.HTTP_201_CREATED, summary="Start a conversation")
 async def create_conversation(body: ConversationCreate, svc: Svc, who: Auth) -> ConversationOut:
     user_id = who.user(body.user_id)
-    made = await svc.run(
-        svc.conversations.create, user_id, title=body.title, metadata=body.metadata
-    )
+    made = await svc.run(svc.conversations.create, user_id, title=body.title)
     return ConversationOut(**fields(made))
 
 
@@ -53,13 +51,10 @@ async def list_conversations(
     svc: Svc,
     who: Auth,
     user_id: str | None = None,
-    status: Literal["active", "archived"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, list[ConversationOut]]:
-    found = await svc.run(
-        svc.conversations.for_user, who.user(user_id), status=status, limit=limit, offset=offset
-    )
+    found = await svc.run(svc.conversations.for_user, who.user(user_id), limit=limit, offset=offset)
     return {"conversations": [ConversationOut(**fields(c)) for c in found]}
 
 
@@ -97,7 +92,7 @@ async def append_message(
     conversation_id: str, body: MessageCreate, svc: Svc, who: Auth
 ) -> StoredMessage:
     owner = await owned_conversation(svc, who, conversation_id)
-    session_id = body.session_id or conversation_id
+    session_id = conversation_id if body.session_id is None else body.session_id
     session_owner = await svc.run(svc.conversations.session_owner, session_id)
     if session_owner is not None and session_owner != owner:
         raise NotFound("no session with this session_id")
@@ -126,13 +121,13 @@ async def list_messages(
     svc: Svc,
     who: Auth,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MessagePage:
     await owned_conversation(svc, who, conversation_id)
-    page, next_cursor = await svc.run(
-        svc.conversations.messages, conversation_id, limit=limit, cursor=cursor
+    page, next_offset = await svc.run(
+        svc.conversations.messages, conversation_id, limit=limit, offset=offset
     )
-    return MessagePage(messages=[MessageOut(**fields(m)) for m in page], next_cursor=next_cursor)
+    return MessagePage(messages=[MessageOut(**fields(m)) for m in page], next_offset=next_offset)
 
 
 @router.post("/sessions/{session_id}/end", summary="End a session and consolidate it now")

@@ -249,7 +249,7 @@ def _cosine(svc: Service, query: str, texts: list[str]) -> list[float]:
 async def search_memories(body: Mem0Search, svc: Svc, who: Auth) -> dict[str, Any]:
     ids = _ids(body.user_id, body.agent_id, body.run_id, body.filters)
     user_id = who.user(ids["user_id"])
-    limit = body.top_k or body.limit or 100
+    limit = next((n for n in (body.top_k, body.limit) if n is not None), 100)
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000")
     if not body.query.strip():

@@ -80,7 +80,7 @@ def context_items(bundle: ContextBundle, query: str) -> list[ContextItem]:
 @router.post("/context", summary="The assembled context for a prompt")
 async def context(body: ContextRequest, svc: Svc, who: Auth) -> ContextResponse:
     user_id = who.user(body.user_id)
-    session_id = body.session_id or body.conversation_id
+    session_id = body.conversation_id if body.session_id is None else body.session_id
     if session_id is None:
         raise InvalidInput("session_id or conversation_id is required")
     # Another user's session holds nothing of this user: recent() filters by owner, so

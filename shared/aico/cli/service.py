@@ -27,14 +27,9 @@ def _when(ts: float | None) -> str:
 
 def _open(state: CliState, *, write: bool) -> DataStore:
     """The data dir's store; a writing verb first brings its schemas to head."""
-    from aico.ai.memory.stores import open_data_store
     from aico.ai.memory.upgrade import upgrade_store
 
-    if write and getattr(state, "read_only", False):
-        from aico.errors import ReadOnly
-
-        raise ReadOnly("this command writes, and --read-only was given")
-    store = open_data_store(state.layout, config=state.config)
+    store = state.open_store(write=write)
     try:
         if write:
             upgrade_store(store)
