@@ -369,8 +369,8 @@ def test_unsealed_flips_have_their_documented_outcome(open_db, db_path):
 
 def test_a_garbled_row_is_sealed_all_the_same(open_db, db_path):
     """The documented limit: quick_check cannot see a garbled value, so the next clean close
-    seals the garbled file. Found by search: a flip that only changes one bit of a value
-    (the CBC block before it garbles unused space or another bit of the same value)."""
+    seals the garbled file. Found by search: a flip whose garbled block holds a NUL byte,
+    where the driver cuts TEXT, before any byte that is not UTF-8."""
     conn = open_db(seal_key=None)
     fill(conn)
     leaf = full_leaf_page(conn)

@@ -31,7 +31,7 @@ from .conftest import DB_KEY, OTHER_KEY, SEAL_KEY
 
 PAGE = 4096
 ROOT = Path(__file__).resolve().parents[2]
-RECOVERY = ("backup", "move it aside", "aico doctor")
+RECOVERY = ("backup", "move it aside (with its -wal, .seal and .lock files)", "aico doctor")
 
 
 def child_env() -> dict[str, str]:
@@ -132,6 +132,34 @@ def test_only_an_unverified_key_may_be_blamed(open_db, db_path):
     assert "damaged" in str(info.value) and "copied from another data dir" in str(info.value)
 
 
+@pytest.mark.parametrize("left", ["-wal", ".seal", ".lock"])
+def test_a_database_deleted_from_under_its_wal_or_seal_is_missing_not_new(db_path, left):
+    """A new database would silently replace it (SQLite even replays the orphaned WAL).
+
+    ``.lock``: checkpointed before the crash, so only the commit record says it existed.
+    (A read-only opener does not read the record before its lock: ``NotFound`` there.)
+    """
+    db_path.parent.mkdir(parents=True)
+    child = (
+        "import os, signal, sys\n"
+        "from aico.data.libsql import EncryptedLibSQLConnection\n"
+        "key, seal = bytes(range(32)), bytes(range(32, 64))\n"
+        "c = EncryptedLibSQLConnection(sys.argv[1], key, seal_key=seal)\n"
+        "c.execute('CREATE TABLE t (v TEXT)')\n"
+        "c.execute(\"INSERT INTO t VALUES ('x')\")\n"
+        "c.checkpoint('TRUNCATE') if sys.argv[2] == '.lock' else None\n"
+        "c.close() if sys.argv[2] == '.seal' else os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", child, str(db_path), left], env=child_env(), timeout=60)
+    assert db_path.with_name(db_path.name + left).stat().st_size > 0
+    db_path.unlink()
+    for readonly in (False, True) if left != ".lock" else (False,):
+        with pytest.raises(DatabaseCorrupted, match="is missing") as info:
+            EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY, readonly=readonly)
+        assert info.value.path == db_path and left in str(info.value)
+    assert not db_path.exists()
+
+
 def test_every_corruption_error_names_the_store(open_db, db_path):
     conn = open_db(store="knowledge")
     conn.execute("CREATE TABLE t (v TEXT)")
@@ -139,8 +167,9 @@ def test_every_corruption_error_names_the_store(open_db, db_path):
     db_path.with_name(db_path.name + ".seal").write_text("{garbage")
     with pytest.raises(DatabaseCorrupted) as info:
         EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY, store="knowledge")
-    assert (info.value.store, info.value.path) == ("knowledge", db_path)
-    assert "'knowledge'" in str(info.value) and "seal is unreadable" in str(info.value)
+    seal = db_path.with_name(db_path.name + ".seal")
+    assert (info.value.store, info.value.path) == ("knowledge", seal)  # the damaged file
+    assert "'knowledge'" in str(info.value) and "test.db.seal is unreadable" in str(info.value)
 
 
 # -- no space left: StorageFull ------------------------------------------------------------

@@ -313,15 +313,21 @@ def test_a_new_database_resets_the_record(db_path):
     crash_writing(db_path, [("tx", 20), ("close", 0)])
     old = recorded(db_path)
     assert old is not None and old.counter >= 20
-    # The database is moved aside (a recovery option); its sidecar stays behind.
+    lock = db_path.with_name(db_path.name + ".lock")
     for suffix in ("", ".seal"):
         db_path.with_name(db_path.name + suffix).unlink()
+    # Only the sidecar is left: its record says a database with commits was here.
+    with pytest.raises(DatabaseCorrupted, match="is missing") as info:
+        EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY)
+    assert lock.name in str(info.value) and not db_path.exists()
+    # Moved aside with its sidecar (the recovery option): a new database, a new record.
+    lock.unlink()
     make_base(db_path, rows=1)
     new = recorded(db_path)
     assert new is not None and new.file_id != old.file_id and new.counter < old.counter
     assert count_rows(db_path) == 1
     # A new database whose whole life is in a lost WAL is still caught.
-    for suffix in ("", ".seal"):
+    for suffix in ("", ".seal", ".lock"):
         db_path.with_name(db_path.name + suffix).unlink()
     child = WRITER.replace(
         "conns = [EncryptedLibSQLConnection(path, key, seal_key=seal)]",

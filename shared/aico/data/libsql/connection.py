@@ -56,6 +56,7 @@ import libsql_experimental as libsql
 from aico.data.libsql.errors import classify, is_no_space, storage_full, translate_errors
 from aico.data.libsql.files import (
     inspect_existing_file,
+    leftovers_of_missing,
     make_private_dirs,
     unwritable_part,
 )
@@ -87,7 +88,8 @@ _CHECKPOINT_MODES = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
 # Hashing for the seal runs under the exclusive open lock; allow for big files.
 _HASH_BYTES_PER_S = 50_000_000
 _RECOVERY = (
-    "Restore it from a backup, move it aside to start this database empty, or run 'aico doctor'."
+    "Restore it from a backup, move it aside (with its -wal, .seal and .lock files) to start "
+    "this database empty, or run 'aico doctor'."
 )
 # Autocommit statements that change the database and may run inside a transaction: they
 # are wrapped in one so that the commit is counted (PRAGMA, VACUUM, ANALYZE... are not).
@@ -238,7 +240,7 @@ class EncryptedLibSQLConnection:
 
     def _open(self) -> None:
         if self._readonly and not self._path.exists():
-            raise NotFound(f"{self._label} does not exist")
+            self._refuse_missing()
         try:
             self._lock = self._take_sidecar()
         except OSError as exc:
@@ -246,6 +248,8 @@ class EncryptedLibSQLConnection:
         try:
             first = True if self._lock is None else self._lock.acquire(self._lock_timeout_s())
             existed = inspect_existing_file(self._path)
+            if first and not existed:
+                self._refuse_missing()  # again, now that no other opener can be creating it
             sealed = False
             if first and self._seal_key is not None:
                 sealed = verify_seal(self._path, self._seal_key)
@@ -270,6 +274,30 @@ class EncryptedLibSQLConnection:
         except BaseException:
             self._abandon()
             raise
+
+    def _refuse_missing(self) -> None:
+        """A missing file is a new database, unless it left something of itself behind.
+
+        A WAL with content or a seal, or a commit record of committed transactions in the
+        sidecar, belongs to a database that was deleted or moved: starting an empty one in
+        its place would drop everything silently (SQLite would even replay the orphaned
+        WAL into it). A writable opener asks as the first, under the exclusive lock: before
+        that, a file another opener is creating could show its WAL before its database.
+        """
+        left = leftovers_of_missing(self._path)
+        record = None if self._lock is None else self._lock.read_commit()
+        if record is not None and record.counter:
+            left.append(self._path.with_name(self._path.name + ".lock"))
+        if left:
+            names = ", ".join(p.name for p in left)
+            raise DatabaseCorrupted(
+                f"{self._label} is missing: the file is gone but {names} of it remain, so it "
+                f"was deleted or moved. {_RECOVERY}",
+                path=self._path,
+                store=self._store,
+            )
+        if self._readonly:
+            raise NotFound(f"{self._label} does not exist")
 
     def _take_sidecar(self) -> OpenLock | None:
         """The ``<db>.lock`` of this opener; None on read-only media without one."""
@@ -485,10 +513,17 @@ class EncryptedLibSQLConnection:
         )
 
     def _named(self, exc: DatabaseCorrupted) -> DatabaseCorrupted:
-        """A corruption error from below (driver, seal, file checks) with our file and store."""
-        if exc.path is not None:
+        """A corruption error from below (driver, seal, file checks) with our label and store.
+
+        Errors raised here already carry both; one from below keeps the file it named (a
+        damaged seal), else it gets this database's.
+        """
+        if exc.path is not None and exc.store == self._store and str(exc).startswith(self._label):
             return exc
-        return self._damaged(str(exc).removeprefix("database corrupted: "))
+        named = self._damaged(str(exc).removeprefix("database corrupted: "))
+        if exc.path is not None:
+            named.path = exc.path
+        return named
 
     def _undecryptable(self) -> DatabaseCorrupted:
         if self._key_verified:

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from aico.errors import DatabaseCorrupted, InvalidInput
 
-__all__ = ["companions", "inspect_existing_file", "make_private_dirs", "unwritable_part"]
+__all__ = [
+    "companions",
+    "inspect_existing_file",
+    "leftovers_of_missing",
+    "make_private_dirs",
+    "unwritable_part",
+]
 
 _PLAINTEXT_MAGIC = b"SQLite format 3\x00"
 _COMPANIONS = ("-wal", "-shm", "-journal", ".lock", ".seal")
@@ -76,3 +82,23 @@ def inspect_existing_file(path: Path) -> bool:
     if info.st_size % 512:
         raise DatabaseCorrupted("the file is truncated: not a whole number of pages")
     return True
+
+
+def leftovers_of_missing(path: Path) -> list[Path]:
+    """For a database file that does not exist: what it left behind, if it ever existed.
+
+    A ``-wal`` or ``-journal`` with content, or a seal, belongs to a database that was
+    deleted or moved away; opening the path anyway would start an empty database (and
+    SQLite would replay the orphaned WAL into it), silently dropping everything it held.
+    A sidecar ``.lock`` alone proves nothing: it is only a lock and a record.
+    """
+    found = []
+    for suffix in ("-wal", "-journal"):
+        part = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_size > 0:
+                found.append(part)
+    seal = path.with_name(path.name + ".seal")
+    if seal.exists():
+        found.append(seal)
+    return found

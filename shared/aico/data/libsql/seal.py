@@ -103,20 +103,26 @@ def write_seal(db_path: Path, seal_key: bytes) -> None:
 def verify_seal(db_path: Path, seal_key: bytes) -> bool:
     """Check the seal; True if present and matching, False if absent.
 
-    Raises ``DatabaseCorrupted`` if a seal is present but does not match the files; its
-    message names no file (the connection adds the file and the store).
+    Raises ``DatabaseCorrupted`` if a seal is present but does not match the files (no
+    ``path``: which of the files changed cannot be told) or is itself unreadable (``path``
+    is the seal). The connection adds the database and its store to the message.
     """
     try:
         raw = seal_path(db_path).read_bytes()
     except FileNotFoundError:
         return False
+    seal = seal_path(db_path)
     try:
         data = json.loads(raw)
         version, expected = data["version"], str(data["mac"])
     except (ValueError, KeyError, TypeError):
-        raise DatabaseCorrupted("integrity seal is unreadable") from None
+        raise DatabaseCorrupted(
+            f"its integrity seal {seal.name} is unreadable", path=seal
+        ) from None
     if version != SEAL_VERSION:
-        raise DatabaseCorrupted(f"integrity seal has unknown version {version!r}")
+        raise DatabaseCorrupted(
+            f"its integrity seal {seal.name} has unknown version {version!r}", path=seal
+        )
     _, actual = compute_mac(db_path, seal_key)
     if not hmac.compare_digest(actual, expected):
         raise DatabaseCorrupted("integrity seal mismatch: the file was modified while closed")
