@@ -43,6 +43,14 @@ def _score(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
+def _rank(rank: int | None) -> str:
+    return "-" if rank is None else f"#{rank}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _doc(title: str, body: str, *, user_label: str | None = None) -> str:
     logout = (
         '<form method="post" action="/logout" class="logout">'
@@ -117,14 +125,15 @@ def _search_section(view: PageView) -> str:
             rows = "".join(
                 "<tr>"
                 f'<td class="score">{_score(h.score)}</td>'
-                f'<td class="score">{_score(h.bm25_score)}</td>'
-                f'<td class="score">{_score(h.dense_score)}</td>'
+                f'<td class="score">{_rank(h.bm25_rank)}</td>'
+                f'<td class="score">{_rank(h.dense_rank)} {_score(h.dense_score)}</td>'
                 f"<td>{_when(h.end_ts)}</td>"
                 f'<td class="text">{_e(h.text)}</td></tr>'
                 for h in view.hits
             )
             results = (
-                '<table id="results"><thead><tr><th>score</th><th>BM25</th><th>dense</th>'
+                '<table id="results"><thead><tr><th>score</th><th>BM25 rank</th>'
+                "<th>dense rank, cosine</th>"
                 f"<th>when</th><th>memory</th></tr></thead><tbody>{rows}</tbody></table>"
             )
     return f'<section id="search-section"><h2>Search</h2>{form}{results}</section>'
@@ -143,7 +152,8 @@ def _facts_section(view: PageView) -> str:
             '<button type="submit" class="save">Save</button></form>'
             f'<form method="post" action="/page/facts/{fid}/delete" class="delete">{hidden}'
             '<button type="submit" class="danger">Delete</button></form>'
-            f'<span class="meta">{_when(fact.created_at)} · seen {fact.revisit_count} times</span>'
+            f'<span class="meta">{_when(fact.created_at)} · '
+            f"seen {_plural(fact.revisit_count, 'time')}</span>"
             "</li>"
         )
     listing = (
@@ -168,7 +178,8 @@ def _conversations_section(view: PageView) -> str:
         rows.append(
             f'<li class="conversation" id="conversation-{cid}">'
             f'<a href="/page/conversations/{cid}{q}">{_e(c.title or "(untitled)")}</a> '
-            f'<span class="meta">{_when(c.updated_at)} · {c.message_count} messages</span> '
+            f'<span class="meta">{_when(c.updated_at)} · '
+            f"{_plural(c.message_count, 'message')}</span> "
             f'<a class="danger forget" href="/page/forget/conversation/{cid}{q}">'
             "Forget this conversation</a></li>"
         )

@@ -66,7 +66,9 @@ def _same_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin is None:
         return  # older browsers; the SameSite=Strict cookie still is not sent cross-site
-    if urllib.parse.urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
+    if origin == "null" or (
+        urllib.parse.urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower()
+    ):
         raise Forbidden("this form was not sent from this page")
 
 
@@ -80,9 +82,10 @@ async def _principal(request: Request) -> Principal | None:
         return None
 
 
-def _login(error: str | None = None, status: int = 200) -> HTMLResponse:
+def _login(request: Request, error: str | None = None, status: int = 200) -> HTMLResponse:
     response = HTMLResponse(render.login_page(error), status_code=status)
-    response.delete_cookie(COOKIE, path="/")
+    if COOKIE in request.cookies:
+        response.delete_cookie(COOKIE, path="/")  # stale (revoked, or its user forgotten)
     return response
 
 
@@ -151,7 +154,7 @@ async def stylesheet() -> Response:
 async def index(request: Request, user: str | None = None, notice: str | None = None) -> Response:
     who = await _principal(request)
     if who is None:
-        return _login()
+        return _login(request)
     svc = get_service(request)
     if who.is_admin and user is None:
         users = await svc.run(svc.users.list_users)
@@ -167,7 +170,7 @@ async def login(request: Request) -> Response:
     try:
         await svc.authenticate(form.get("token", "").strip(), client_of(request))
     except Unauthorized:
-        return _login("That token is not valid.", status=401)
+        return _login(request, "That token is not valid.", status=401)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         COOKIE,
