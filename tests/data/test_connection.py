@@ -32,9 +32,11 @@ def test_exports_are_sorted_and_public():
     public = {n for n in dir(libsql_pkg) if not n.startswith("_")}
     modules = {
         "connection",
+        "counter",
         "errors",
         "files",
         "keycheck",
+        "naming",
         "params",
         "pool",
         "registry",

@@ -463,12 +463,13 @@ def test_wrong_key_never_touches_an_unclean_database(db_path):
     db_path.parent.mkdir(parents=True)
     subprocess.run([sys.executable, "-c", UNCLEAN_CHILD, str(db_path), DB_KEY.hex()], check=True)
     wal = db_path.with_name(db_path.name + "-wal")
-    before = {p.name: p.read_bytes() for p in (db_path, wal)}
+    sidecar = db_path.with_name(db_path.name + ".lock")  # its commit and session records
+    before = {p.name: p.read_bytes() for p in (db_path, wal, sidecar)}
     assert len(before[wal.name]) > 0
     for _ in range(2):
         with pytest.raises(DatabaseCorrupted, match="another key"):
             EncryptedLibSQLConnection(db_path, OTHER_KEY, seal_key=SEAL_KEY)
-    assert {p.name: p.read_bytes() for p in (db_path, wal)} == before
+    assert {p.name: p.read_bytes() for p in (db_path, wal, sidecar)} == before
     assert not [p for p in db_path.parent.iterdir() if p.name.startswith(".keycheck")]
     with EncryptedLibSQLConnection(db_path, DB_KEY, seal_key=SEAL_KEY) as conn:
         assert conn.fetch_value("SELECT count(*) FROM t") == 2000

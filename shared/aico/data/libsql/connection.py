@@ -41,7 +41,6 @@ import errno
 import logging
 import os
 import re
-import secrets
 import threading
 import time
 import urllib.parse
@@ -53,7 +52,8 @@ from typing import Any
 
 import libsql_experimental as libsql
 
-from aico.data.libsql.errors import classify, is_no_space, storage_full, translate_errors
+from aico.data.libsql import counter
+from aico.data.libsql.errors import classify, translate_errors
 from aico.data.libsql.files import (
     inspect_existing_file,
     leftovers_of_missing,
@@ -61,19 +61,18 @@ from aico.data.libsql.files import (
     unwritable_part,
 )
 from aico.data.libsql.keycheck import key_fits_pending_recovery
+from aico.data.libsql.naming import Naming
 from aico.data.libsql.params import Params, as_tuple, has_wide_int, prepare
 from aico.data.libsql.pool import ReaderPool
 from aico.data.libsql.seal import remove_seal, verify_seal, wal_path, write_seal
 from aico.data.libsql.settings import SQLiteSettings
-from aico.data.libsql.sidecar import CommitRecord, OpenLock, commits_missing, next_counter
+from aico.data.libsql.sidecar import CommitRecord, OpenLock, commits_missing
 from aico.errors import (
     AicoError,
     DatabaseBusy,
     DatabaseCorrupted,
     InvalidInput,
     NotFound,
-    ReadOnly,
-    StorageError,
     StoreClosed,
 )
 
@@ -87,17 +86,13 @@ _MAX_BACKOFF_S = 0.05
 _CHECKPOINT_MODES = frozenset({"PASSIVE", "FULL", "RESTART", "TRUNCATE"})
 # Hashing for the seal runs under the exclusive open lock; allow for big files.
 _HASH_BYTES_PER_S = 50_000_000
-_RECOVERY = (
-    "Restore it from a backup, move it aside (with its -wal, .seal and .lock files) to start "
-    "this database empty, or run 'aico doctor'."
-)
 # Autocommit statements that change the database and may run inside a transaction: they
 # are wrapped in one so that the commit is counted (PRAGMA, VACUUM, ANALYZE... are not).
 _WRITE_VERB = re.compile(
     r"(?:\s|--[^\n]*\n|/\*.*?\*/)*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|WITH)\b",
     re.IGNORECASE | re.DOTALL,
 )
-_DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # a write refused
 
 
 @dataclass(frozen=True)
@@ -160,7 +155,7 @@ class EncryptedLibSQLConnection:
         self._settings = settings or SQLiteSettings()
         self._readonly = readonly
         self._store = store
-        self._key_verified = key_verified
+        self._naming = Naming(self._path, store, key_verified)
         self._accept_wal_loss = accept_wal_loss
         self._frozen = False  # read-only media: nothing is written, not even sidecars
         self._target = str(self._path)
@@ -171,6 +166,7 @@ class EncryptedLibSQLConnection:
         self._tx_owner: int | None = None
         self._closed = False
         self._corrupted = False
+        self._in_session = False  # joined the open set whose last closer seals
         self._writer: Any = None
         self._lock: OpenLock | None = None
         self._pool = ReaderPool(self._open_reader, self._settings.reader_pool_size, self._name)
@@ -244,9 +240,10 @@ class EncryptedLibSQLConnection:
         try:
             self._lock = self._take_sidecar()
         except OSError as exc:
-            raise self._os_error("open", exc) from None
+            raise self._naming.os_error("open", exc, readonly=self._readonly) from None
         try:
             first = True if self._lock is None else self._lock.acquire(self._lock_timeout_s())
+            self._in_session = not first  # a first opener starts one once its checks pass
             existed = inspect_existing_file(self._path)
             if first and not existed:
                 self._refuse_missing()  # again, now that no other opener can be creating it
@@ -256,7 +253,7 @@ class EncryptedLibSQLConnection:
             if self._frozen:
                 self._target = self._frozen_target()
             elif first and existed and not key_fits_pending_recovery(self._path, self._hex):
-                raise self._undecryptable()
+                raise self._naming.undecryptable()
             database = None
             if first and existed and not sealed:
                 database = self._check_unsealed()
@@ -267,10 +264,10 @@ class EncryptedLibSQLConnection:
                 self._begin_session(database, opened_unsealed=existed and not sealed)
         except DatabaseCorrupted as exc:
             self._abandon()
-            raise self._named(exc) from None
+            raise self._naming.named(exc) from None
         except OSError as exc:
             self._abandon()
-            raise self._os_error("open", exc) from None
+            raise self._naming.os_error("open", exc, readonly=self._readonly) from None
         except BaseException:
             self._abandon()
             raise
@@ -289,22 +286,16 @@ class EncryptedLibSQLConnection:
         if record is not None and record.counter:
             left.append(self._path.with_name(self._path.name + ".lock"))
         if left:
-            names = ", ".join(p.name for p in left)
-            raise DatabaseCorrupted(
-                f"{self._label} is missing: the file is gone but {names} of it remain, so it "
-                f"was deleted or moved. {_RECOVERY}",
-                path=self._path,
-                store=self._store,
-            )
+            raise self._naming.missing(left)
         if self._readonly:
-            raise NotFound(f"{self._label} does not exist")
+            raise NotFound(f"{self._naming.label} does not exist")
 
     def _take_sidecar(self) -> OpenLock | None:
         """The ``<db>.lock`` of this opener; None on read-only media without one."""
         if not self._readonly:
             blocked = unwritable_part(self._path)
             if blocked is not None:
-                raise self._read_only_error(blocked)
+                raise self._naming.read_only(blocked)
             make_private_dirs(self._path.parent)
             return OpenLock(self._path)
         self._frozen = not os.access(self._path.parent, os.W_OK)
@@ -331,11 +322,7 @@ class EncryptedLibSQLConnection:
         shm = self._path.with_name(self._path.name + "-shm")
         if wal.exists() and wal.stat().st_size > 0:
             if not shm.exists():
-                raise ReadOnly(
-                    f"{self._label} has a write-ahead log that cannot be read on read-only "
-                    "media without its -shm file: copy the data dir to writable storage "
-                    "and open it there"
-                )
+                raise self._naming.unreadable_wal()
             return f"file:{quoted}?mode=ro"
         return f"file:{quoted}?mode=ro&immutable=1"
 
@@ -358,9 +345,7 @@ class EncryptedLibSQLConnection:
         try:
             if self._quick_check_rows(probe) != ["ok"]:
                 self._note_corruption()
-                raise self._damaged(
-                    "it failed PRAGMA quick_check (its pages or b-trees are broken)"
-                )
+                raise self._naming.quick_check_failed()
             database = self._database_record(probe)
             self._check_commits(database)
         finally:
@@ -374,14 +359,7 @@ class EncryptedLibSQLConnection:
         if not missing:
             return
         if not self._accept_wal_loss:
-            raise DatabaseCorrupted(
-                f"{self._label} is missing {missing} committed transaction(s): its "
-                f"write-ahead log ({wal_path(self._path).name}) was lost or damaged after "
-                "an unclean shutdown. Restore the database from a backup, or accept the "
-                "loss explicitly (open it once with accept_wal_loss=True).",
-                path=self._path,
-                store=self._store,
-            )
+            raise self._naming.wal_lost(missing, wal_path(self._path))
         log.warning("%s: accepted the loss of %d committed transactions", self._name, missing)
 
     def _begin_session(self, database: CommitRecord | None, *, opened_unsealed: bool) -> None:
@@ -392,13 +370,14 @@ class EncryptedLibSQLConnection:
         if lock.writable:
             lock.reset_commit(database if database is not None and database.file_id else None)
             lock.start_session(opened_unsealed=opened_unsealed)
+            self._in_session = True
             # From here on the file changes; a stale seal would fail the next open.
             remove_seal(self._path)
         lock.downgrade()
 
     def _database_record(self, conn: Any) -> CommitRecord:
-        file_id = _unsigned(self._scalar(conn, "PRAGMA application_id"))
-        return CommitRecord(file_id, _unsigned(self._scalar(conn, "PRAGMA user_version")))
+        with self._guard():
+            return counter.read_record(conn)
 
     def _abandon(self) -> None:
         """Undo a failed open without sealing: a file that failed its checks stays unsealed."""
@@ -420,7 +399,7 @@ class EncryptedLibSQLConnection:
                 assert self._seal_key is not None
                 write_seal(self._path, self._seal_key)
         except OSError as exc:
-            raise self._os_error("seal", exc) from None
+            raise self._naming.os_error("seal", exc, readonly=self._readonly) from None
         finally:
             lock.close()
 
@@ -480,7 +459,7 @@ class EncryptedLibSQLConnection:
                 # The cipher shows a wrong key only when a page is read: read one now.
                 self._close_cursor(self._run(conn, "SELECT count(*) FROM sqlite_master"))
             except DatabaseCorrupted:
-                raise self._undecryptable() from None
+                raise self._naming.undecryptable() from None
             for statement in self._settings.pragma_statements(
                 writer=writer,
                 new_db=new_db,
@@ -501,67 +480,17 @@ class EncryptedLibSQLConnection:
 
     # -- errors ----------------------------------------------------------------------
 
-    @property
-    def _label(self) -> str:
-        if self._store is None:
-            return f"database {self._path}"
-        return f"database {self._store!r} ({self._path})"
-
-    def _damaged(self, what: str) -> DatabaseCorrupted:
-        return DatabaseCorrupted(
-            f"{self._label} is damaged: {what}. {_RECOVERY}", path=self._path, store=self._store
-        )
-
-    def _named(self, exc: DatabaseCorrupted) -> DatabaseCorrupted:
-        """A corruption error from below (driver, seal, file checks) with our label and store.
-
-        Errors raised here already carry both; one from below keeps the file it named (a
-        damaged seal), else it gets this database's.
-        """
-        if exc.path is not None and exc.store == self._store and str(exc).startswith(self._label):
-            return exc
-        named = self._damaged(str(exc).removeprefix("database corrupted: "))
-        if exc.path is not None:
-            named.path = exc.path
-        return named
-
-    def _undecryptable(self) -> DatabaseCorrupted:
-        if self._key_verified:
-            return self._damaged(
-                "it does not decrypt although the key is right (truncated, overwritten, "
-                "or copied from another data dir)"
-            )
-        return self._damaged(
-            "it did not open with its key (the file is damaged, or it was encrypted "
-            "with another key)"
-        )
-
-    def _read_only_error(self, blocked: Path) -> ReadOnly:
-        return ReadOnly(
-            f"{self._label} cannot be written: {blocked} is on read-only media or not "
-            "writable by this user. Open it read-only (readonly=True; "
-            "DataStore.open(read_only=True))"
-        )
-
-    def _os_error(self, doing: str, exc: OSError) -> StorageError:
-        if is_no_space(exc):
-            outcome = (
-                "it was left unsealed and is checked like after a crash when next opened"
-                if doing == "seal"
-                else f"the {doing} failed"
-            )
-            return storage_full(f"cannot {doing} {self._label}", outcome)
-        if exc.errno in _DENIED and not self._readonly:
-            return self._read_only_error(Path(exc.filename or self._path.parent))
-        return StorageError(f"cannot {doing} {self._label}: {exc.strerror}")
-
     def _note_corruption(self) -> None:
-        """Remember it, here and in the sidecar, so that no closer seals this session."""
+        """Remember it, here and in the sidecar, so that no closer seals this session.
+
+        A first opener whose checks fail has no session to mark yet (the next first opener
+        starts a new one), so a refused open leaves the sidecar as it was.
+        """
         if self._corrupted:
             return
         self._corrupted = True
         lock = self._lock
-        if lock is not None and lock.writable:
+        if lock is not None and lock.writable and self._in_session:
             with contextlib.suppress(OSError, StoreClosed):
                 lock.mark_corruption_seen()
 
@@ -747,19 +676,9 @@ class EncryptedLibSQLConnection:
         return self._COUNT_COMMITS and not self._readonly
 
     def _bump_counter(self, conn: Any) -> CommitRecord:
-        """Inside the outermost transaction, before COMMIT: the next commit counter.
-
-        Straight driver calls under one guard: this runs on every commit, and inside a
-        ``BEGIN IMMEDIATE`` there is no busy wait to retry and no parameter to bind.
-        """
+        """Inside the outermost transaction, before COMMIT: the next commit counter."""
         with self._guard():
-            file_id = self._file_id or _unsigned(_header(conn, "application_id"))
-            if not file_id:
-                file_id = 1 + secrets.randbelow(0x7FFFFFFE)  # positive: a signed 32-bit field
-                conn.execute(f"PRAGMA application_id = {file_id}").close()
-            counter = next_counter(_unsigned(_header(conn, "user_version")))
-            conn.execute(f"PRAGMA user_version = {_signed(counter)}").close()
-        return CommitRecord(file_id, counter)
+            return counter.bump(conn, self._file_id)
 
     def _note_commit(self, record: CommitRecord) -> None:
         """After COMMIT: record the counter outside the WAL (a failure only makes it lag)."""
@@ -793,7 +712,7 @@ class EncryptedLibSQLConnection:
         error = classify(exc, self._path)
         if isinstance(error, DatabaseCorrupted):
             self._note_corruption()
-            return self._named(error)
+            return self._naming.named(error)
         return error
 
     @contextlib.contextmanager
@@ -900,25 +819,6 @@ def _key_hex(key: object, name: str) -> str:
     if not isinstance(key, bytes | bytearray | memoryview) or len(key) != _KEY_BYTES:
         raise InvalidInput(f"{name} must be {_KEY_BYTES} raw bytes")
     return bytes(key).hex()
-
-
-def _header(conn: Any, field: str) -> Any:
-    cursor = conn.execute(f"PRAGMA {field}")
-    try:
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    return None if row is None else row[0]
-
-
-def _unsigned(value: Any) -> int:
-    """A 32-bit header field as SQLite returns it (signed) -> 0 .. 2**32 - 1."""
-    return int(value or 0) % (1 << 32)
-
-
-def _signed(value: int) -> int:
-    """The inverse of ``_unsigned``: what ``PRAGMA user_version = ...`` accepts."""
-    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def _close_quietly(conn: Any) -> None:
