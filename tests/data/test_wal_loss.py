@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -409,6 +410,40 @@ def test_record_keeps_the_maximum_in_serial_order(tmp_path):
         assert lock.read_commit() is None
     finally:
         lock.close()
+
+
+def test_a_stuck_holder_of_the_record_never_stalls_a_commit(open_db, db_path):
+    """Another process holding the record's byte-range lock (stopped, say) only makes the
+    record lag: commits go on at once, and the next commit after it lets go records."""
+    conn = open_db()
+    conn.execute("CREATE TABLE t (v TEXT)")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "fcntl.lockf(fd, fcntl.LOCK_EX, 16, 0, os.SEEK_SET)\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.readline()\n",
+            str(db_path.with_name(db_path.name + ".lock")),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        before = recorded(db_path)
+        started = time.monotonic()
+        for _ in range(5):
+            conn.execute("INSERT INTO t VALUES ('x')")
+        assert time.monotonic() - started < 2
+        assert recorded(db_path) == before  # lagging, never ahead
+    finally:
+        holder.communicate("go\n", timeout=30)
+    conn.execute("INSERT INTO t VALUES ('y')")
+    assert recorded(db_path).counter == conn.fetch_value("PRAGMA user_version")
 
 
 def test_commits_missing_is_zero_when_unknown():

@@ -61,6 +61,8 @@ _OPENED_UNSEALED = 1
 _CORRUPTION_SEEN = 2
 _COUNTER_MOD = 1 << 32
 _STRIPES = 64
+_COMMIT_PATIENCE_S = 0.05
+_FIRST_OPENER_PATIENCE_S = 2.0
 
 
 def lock_path(db_path: Path) -> Path:
@@ -202,12 +204,18 @@ class OpenLock:
     def reset_commit(self, record: CommitRecord | None) -> None:
         """Overwrite the commit record (``None``: unknown). Only a first opener may."""
         data = bytes(_SLOT.size) if record is None else self._commit_bytes(record)
-        with self._slot_locked(_COMMIT_SLOT):
+        with self._slot_locked(_COMMIT_SLOT, patience_s=_FIRST_OPENER_PATIENCE_S):
+            # Written even unlocked: under LOCK_EX no opener is left that could commit.
             os.pwrite(self._require_fd(), data, _COMMIT_SLOT)
 
     def advance_commit(self, record: CommitRecord) -> None:
-        """Record a committed counter unless a later one of the same file is recorded."""
-        with self._slot_locked(_COMMIT_SLOT):
+        """Record a committed counter unless a later one of the same file is recorded.
+
+        Skipped if another process holds the slot for longer than a commit should wait.
+        """
+        with self._slot_locked(_COMMIT_SLOT, patience_s=_COMMIT_PATIENCE_S) as locked:
+            if not locked:
+                return
             current = self.read_commit()
             if current is not None and current.file_id == record.file_id:
                 ahead = (record.counter - current.counter) % _COUNTER_MOD
@@ -224,12 +232,15 @@ class OpenLock:
     def start_session(self, *, opened_unsealed: bool) -> None:
         """Written by the first opener, under ``LOCK_EX``: a new session, nothing seen yet."""
         flags = _OPENED_UNSEALED if opened_unsealed else 0
-        with self._slot_locked(_SESSION_SLOT):
+        with self._slot_locked(_SESSION_SLOT, patience_s=_FIRST_OPENER_PATIENCE_S):
             os.pwrite(self._require_fd(), _pack(_SESSION_MAGIC, flags, 0), _SESSION_SLOT)
 
     def mark_corruption_seen(self) -> None:
-        """Any opener that saw corruption: the last closer of this session must not seal."""
-        with self._slot_locked(_SESSION_SLOT):
+        """Any opener that saw corruption: the last closer of this session must not seal.
+
+        Written even if the slot stays locked: losing this mark could seal damage.
+        """
+        with self._slot_locked(_SESSION_SLOT, patience_s=_FIRST_OPENER_PATIENCE_S):
             session = self.read_session()
             flags = _CORRUPTION_SEEN | (_OPENED_UNSEALED if session.opened_unsealed else 0)
             os.pwrite(self._require_fd(), _pack(_SESSION_MAGIC, flags, 0), _SESSION_SLOT)
@@ -248,14 +259,33 @@ class OpenLock:
         return _unpack(raw, magic)
 
     @contextlib.contextmanager
-    def _slot_locked(self, offset: int) -> Iterator[None]:
+    def _slot_locked(self, offset: int, *, patience_s: float) -> Iterator[bool]:
+        """Hold the slot's byte-range lock; yields whether it was had within ``patience_s``.
+
+        Bounded, because the commit path waits here: a holder that is stopped (``SIGSTOP``,
+        a debugger) must not stall every other process's commits. Callers that cannot wait
+        skip their write (a record that lags is never a false alarm).
+        """
         if not self.writable:
             raise PermissionError(errno.EBADF, "sidecar opened read-only", str(self._path))
         with _mutex(self._path):
             fd = self._require_fd()
-            fcntl.lockf(fd, fcntl.LOCK_EX, _SLOT.size, offset, os.SEEK_SET)
+            deadline = time.monotonic() + patience_s
+            delay = 0.0005
+            while True:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, _SLOT.size, offset, os.SEEK_SET)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
             try:
-                yield
+                yield True
             finally:
                 fcntl.lockf(fd, fcntl.LOCK_UN, _SLOT.size, offset, os.SEEK_SET)
 
