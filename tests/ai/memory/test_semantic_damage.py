@@ -502,3 +502,54 @@ def test_cli_status_verify_and_rebuild_of_a_damaged_index(
     verify = run("semantic", "verify", "--json")
     assert verify.exit_code == 0, verify.output
     assert json.loads(verify.output)["chroma_count"] == 1
+
+
+# -- the coordinator ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def manager_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir written by the MemoryManager, its index past the HNSW sync threshold."""
+    from coordinator_support import USER, create, open_manager
+
+    data_dir = tmp_path_factory.mktemp("damage-manager") / "data"
+    create(data_dir)
+    with open_manager(data_dir) as memory:
+        for i in range(6):
+            memory.store_message(USER, "s1", "user", f"message {i} about zqtopic{i} and tea")
+        memory.end_session("s1")
+        bulk = [Segment(user_id=USER, text=f"bulk note {i}", start_ts=T0 + i) for i in range(BULK)]
+        memory.semantic.add_segments(bulk)
+    return data_dir
+
+
+def manager_child(data_dir_arg: str, _unused: str) -> None:
+    """Every coordinator verb on a data dir whose index is damaged: none may raise."""
+    from coordinator_support import OTHER, USER, open_manager
+
+    out: dict[str, Any] = {}
+    with open_manager(Path(data_dir_arg)) as memory:
+        out["stored"] = bool(memory.store_message(USER, "s2", "user", "zqnew about cats"))
+        out["segments"] = memory.end_session("s2")
+        out["search"] = any("zqtopic3" in h.text for h in memory.search(USER, "zqtopic3", 3))
+        context = memory.assemble_context(USER, "s3", "zqtopic3")
+        out["context"] = any("zqtopic3" in hit.text for hit in context.memories)
+        report = memory.maintenance()
+        out["maintenance_remaining"] = report.outbox_remaining
+        out["forget"] = memory.forget(OTHER).user_id == OTHER
+        out["state"] = memory.semantic.index_state
+        out["verify_ok"] = memory.semantic.verify_index().ok
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+@pytest.mark.parametrize("case", ["data_level0.bin:flip", "chroma.sqlite3:flip", "dir:delete"])
+def test_the_coordinator_never_fails_for_a_damaged_index(
+    manager_template: Path, tmp_path: Path, case: str
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(manager_template, data_dir)
+    _damage(data_dir / "memory" / "semantic" / "chroma", case)
+    r = _run_child("manager_child", data_dir, "-")
+    assert r["stored"] and r["segments"] >= 1
+    assert r["search"] and r["context"]
+    assert r["forget"] and r["state"] == "ok" and r["verify_ok"]  # the forget's purge rebuilt it

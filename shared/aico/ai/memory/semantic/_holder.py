@@ -58,14 +58,10 @@ _PRELOAD_COLLECTIONS = 8  # one per user; most stores have one
 
 
 def reason_of(exc: BaseException) -> str:
-    """The class name that says what failed: chromadb's own error when it was one."""
-    cause = exc.__cause__
-    if (
-        isinstance(exc, SemanticMemoryError)
-        and cause is not None
-        and type(exc) is SemanticMemoryError
-    ):
-        return type(cause).__name__
+    """The class name that says what failed: chromadb's own error when it was one (the
+    plain ``SemanticMemoryError`` of ``_chroma_errors`` chains it)."""
+    if type(exc) is SemanticMemoryError and exc.__cause__ is not None:
+        return type(exc.__cause__).__name__
     return type(exc).__name__
 
 
