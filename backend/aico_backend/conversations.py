@@ -84,6 +84,10 @@ class ConversationViews:
     def session_owner(self, session_id: str) -> str | None:
         return self.log.session_owner(check_id(session_id, "session_id"))
 
+    def owners(self, conversation_id: str, session_id: str) -> tuple[str | None, str | None]:
+        """The owners of a conversation and of a session, in one call (an append's checks)."""
+        return self.owner(conversation_id), self.session_owner(session_id)
+
     def message_owner(self, message_id: str) -> str | None:
         value = self.conn.fetch_value(
             "SELECT user_id FROM messages WHERE id = ?", (check_id(message_id, "message_id"),)

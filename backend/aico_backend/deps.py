@@ -9,12 +9,17 @@ from fastapi import Depends, Request
 from aico_backend.auth import Principal, parse_authorization
 from aico_backend.service import Service
 
-__all__ = ["Auth", "Svc", "client_of", "get_principal", "get_service"]
+__all__ = ["Auth", "Svc", "client_of", "get_principal", "get_service", "service_of"]
 
 
-def get_service(request: Request) -> Service:
+def service_of(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
+
+
+async def get_service(request: Request) -> Service:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency on a worker thread."""
+    return service_of(request)
 
 
 def client_of(request: Request) -> str:
@@ -24,7 +29,7 @@ def client_of(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     token = parse_authorization(request.headers.get("authorization"))
-    return await get_service(request).authenticate(token, client_of(request))
+    return await service_of(request).authenticate(token, client_of(request))
 
 
 Svc = Annotated[Service, Depends(get_service)]

@@ -69,13 +69,20 @@ def _browser():
 
 def test_in_a_browser(api, seeded, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = _browser()
+
+    def wait(by, value):
+        """The elements once the page that has them has loaded (a click does not wait)."""
+        return WebDriverWait(driver, 20).until(lambda d: d.find_elements(by, value))
+
     try:
         driver.get(api.url + "/")
         assert driver.find_element(By.ID, "token").get_attribute("type") == "password"
         driver.find_element(By.ID, "token").send_keys(api.tokens["maya"])
         driver.find_element(By.ID, "login").click()
+        wait(By.ID, "search-section")
         assert "What the companion remembers about May" in driver.page_source
         cookie = driver.get_cookie("aico_token")
         assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
@@ -84,8 +91,7 @@ def test_in_a_browser(api, seeded, tmp_path):
         # Search: hybrid results with their scores.
         driver.find_element(By.ID, "q").send_keys("longest run along the river")
         driver.find_element(By.ID, "search").click()
-        rows = driver.find_elements(By.CSS_SELECTOR, "#results tbody tr")
-        assert rows, driver.page_source
+        rows = wait(By.CSS_SELECTOR, "#results tbody tr")
         first = rows[0].find_elements(By.TAG_NAME, "td")
         assert 0.0 < float(first[0].text) <= 1.0
         assert "14 km along the river" in first[4].text
@@ -107,7 +113,7 @@ def test_in_a_browser(api, seeded, tmp_path):
         box.clear()
         box.send_keys("Has two cats, Miso and Tofu")
         item.find_element(By.CSS_SELECTOR, "button.save").click()
-        assert "Saved." in driver.find_element(By.CLASS_NAME, "notice").text
+        assert "Saved." in wait(By.CLASS_NAME, "notice")[0].text
         with api.client("maya") as maya:
             assert (
                 maya.get(f"/v1/facts/{fact_id}").json()["content"] == "Has two cats, Miso and Tofu"
@@ -116,16 +122,17 @@ def test_in_a_browser(api, seeded, tmp_path):
         # Forget a conversation, through the confirmation page.
         lisbon = driver.find_element(By.ID, f"conversation-{seeded['lisbon']}")
         lisbon.find_element(By.CSS_SELECTOR, "a.forget").click()
+        confirm = wait(By.ID, "confirm")[0]
         assert "Forget the conversation" in driver.find_element(By.TAG_NAME, "h2").text
-        driver.find_element(By.ID, "confirm").click()
-        assert "forgotten" in driver.find_element(By.CLASS_NAME, "notice").text
+        confirm.click()
+        assert "forgotten" in wait(By.CLASS_NAME, "notice")[0].text
         assert not driver.find_elements(By.ID, f"conversation-{seeded['lisbon']}")
         with api.client("maya") as maya:
             assert maya.get(f"/v1/conversations/{seeded['lisbon']}").status_code == 404
             assert maya.get(f"/v1/conversations/{seeded['training']}").status_code == 200
 
         driver.find_element(By.ID, "logout").click()
-        assert driver.find_elements(By.ID, "token")
+        assert wait(By.ID, "token")
     finally:
         driver.quit()
 

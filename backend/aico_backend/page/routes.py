@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from aico.errors import InvalidInput, NotFound
 from aico_backend.auth import Principal
-from aico_backend.deps import client_of, get_service
+from aico_backend.deps import client_of, service_of
 from aico_backend.errors import Forbidden, Unauthorized
 from aico_backend.page import render
 from aico_backend.routes.conversations import owned_conversation
@@ -77,7 +77,7 @@ async def _principal(request: Request) -> Principal | None:
     if not token:
         return None
     try:
-        return await get_service(request).authenticate(token, client_of(request))
+        return await service_of(request).authenticate(token, client_of(request))
     except Unauthorized:
         return None
 
@@ -139,7 +139,7 @@ async def _require(request: Request) -> tuple[Service, Principal]:
     who = await _principal(request)
     if who is None:
         raise Unauthorized("log in first")
-    return get_service(request), who
+    return service_of(request), who
 
 
 # ---- routes ----------------------------------------------------------------------------
@@ -155,7 +155,7 @@ async def index(request: Request, user: str | None = None, notice: str | None = 
     who = await _principal(request)
     if who is None:
         return _login(request)
-    svc = get_service(request)
+    svc = service_of(request)
     if who.is_admin and user is None:
         users = await svc.run(svc.users.list_users)
         return HTMLResponse(render.users_page(users, "admin"))
@@ -166,7 +166,7 @@ async def index(request: Request, user: str | None = None, notice: str | None = 
 async def login(request: Request) -> Response:
     _same_origin(request)
     form = await _form(request)
-    svc = get_service(request)
+    svc = service_of(request)
     try:
         await svc.authenticate(form.get("token", "").strip(), client_of(request))
     except Unauthorized:

@@ -91,11 +91,13 @@ async def delete_conversation(conversation_id: str, svc: Svc, who: Auth) -> Forg
 async def append_message(
     conversation_id: str, body: MessageCreate, svc: Svc, who: Auth
 ) -> StoredMessage:
-    owner = await owned_conversation(svc, who, conversation_id)
     session_id = conversation_id if body.session_id is None else body.session_id
-    session_owner = await svc.run(svc.conversations.session_owner, session_id)
+    owner, session_owner = await svc.run(svc.conversations.owners, conversation_id, session_id)
+    if not who.owns(owner):
+        raise NotFound(_NO_CONVERSATION)
     if session_owner is not None and session_owner != owner:
         raise NotFound("no session with this session_id")
+    assert owner is not None
     message_id = await svc.memory.store_message(
         owner,
         session_id,
