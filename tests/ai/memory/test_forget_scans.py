@@ -23,6 +23,7 @@ from aico.ai.memory import MemoryManager
 from aico.ai.memory.semantic.fts import tag_token
 from aico.data.repositories import FactRepository, FeedbackRepository, LogRepository
 from aico.data.repositories.conversations import Attachment
+from aico.errors import NotFound
 
 pytestmark = pytest.mark.slow
 
@@ -240,9 +241,17 @@ def test_forget_of_another_users_message_touches_nothing(tmp_path: Path) -> None
     data_dir = tmp_path / "data"
     create(data_dir)
     with open_manager(data_dir) as memory:
-        mid = memory.store_message(KEPT, "k", "user", "zqkeptonly words")
-        report = memory.forget(GONE, message_id=mid)
-        assert report.messages == 0
+        mid = memory.store_message(
+            KEPT, "k", "user", "zqkeptonly words", conversation_id="kept-conversation"
+        )
+        conversation = "kept-conversation"
+        # Another user's id answers exactly as a missing one: NotFound, nothing touched.
+        for kwargs in ({"message_id": mid}, {"conversation_id": conversation}):
+            with pytest.raises(NotFound) as info:
+                memory.forget(GONE, **kwargs)
+            assert mid not in str(info.value) and KEPT not in str(info.value)
+        with pytest.raises(NotFound):
+            memory.forget(KEPT, message_id="no-such-message")
         assert memory.store.connection("conversations").fetch_value(
             "SELECT count(*) FROM messages WHERE id = ?", (mid,)
         ) == 1

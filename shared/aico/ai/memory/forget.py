@@ -29,7 +29,7 @@ from aico.ai.memory.working import WorkingMemoryStore
 from aico.data.repositories import LogRepository, UserService
 from aico.data.repositories._base import chunks
 from aico.data.repositories.conversations import ConversationLog
-from aico.errors import InvalidInput, NotFound
+from aico.errors import InvalidInput, NotFound, SemanticMemoryError
 from aico.validation import check_id
 
 __all__ = ["ForgetReport", "Forgetter", "LedgerEntry"]
@@ -53,6 +53,7 @@ class ForgetReport:
     logs: int = 0
     attachments: int = 0
     facts_and_feedback: bool = False
+    index_purge_pending: bool = False  # a Chroma server was unreachable: purged on repair
     details: dict[str, int] = field(default_factory=dict)
 
 
@@ -124,7 +125,8 @@ class Forgetter:
         with self._log_conn.transaction():
             entry = self._record(grain, user_id, conversation_id, message_id, counts)
             if entry is None:
-                return ForgetReport(user_id=user_id, grain=grain)
+                # Another user's id answers exactly as a missing one (and is not touched).
+                raise NotFound(f"this user has no such {grain}")
             if siblings:
                 self._log.release(siblings)
         fault("after_forget_log")
@@ -142,6 +144,7 @@ class Forgetter:
             logs=counts.get("logs", 0),
             attachments=counts.get("attachments", 0),
             facts_and_feedback=bool(counts.get("profile", 0)),
+            index_purge_pending=bool(counts.get("index_purge_pending", 0)),
             details=counts,
         )
 
@@ -150,9 +153,11 @@ class Forgetter:
         rows = self._log_conn.fetch_all(
             "SELECT * FROM forget_ledger WHERE completed_at IS NULL ORDER BY id"
         )
+        done = 0
         for row in rows:
-            self.apply(_entry(row))
-        return len(rows)
+            if "index_purge_pending" not in self.apply(_entry(row)):
+                done += 1
+        return done
 
     # -- step 1: the log ---------------------------------------------------------------
 
@@ -184,6 +189,12 @@ class Forgetter:
             sessions = sorted(set(sessions) | set(self._log.sessions_of_user(user_id)))
         if grain == "message" and not message_ids:
             return None  # nothing of this user by that id (another user's id is not touched)
+        if (
+            grain == "conversation"
+            and not message_ids
+            and self._log.conversation_owner(str(conversation_id)) != user_id
+        ):
+            return None
         counts["attachments"] = _count_in(
             conn, "SELECT count(*) FROM message_attachments WHERE message_id IN ({})", message_ids
         )
@@ -330,7 +341,9 @@ class Forgetter:
                     0,
                 )
         self._semantic.optimize_fts()
-        self._semantic.purge_index()
+        if not self._purge_index():
+            counts["index_purge_pending"] = 1
+            return counts  # the ledger row stays pending: the next repair finishes it
         fault("after_forget_derived")
         with self._log_conn.transaction():
             self._log_conn.execute(
@@ -354,6 +367,22 @@ class Forgetter:
                 if row is not None and row["status"] != "active":
                     self._consolidate(session_id)
         return counts
+
+    def _purge_index(self) -> bool:
+        """Purge Chroma; False (not an error) while a Chroma server is unreachable.
+
+        Everything of the forgotten is already gone from the log and libSQL; the server
+        holds only ids and rotated vectors, which the pending ledger row purges once it
+        answers again. Anything else (a local index is purged by discarding it) raises.
+        """
+        try:
+            self._semantic.purge_index()
+        except SemanticMemoryError:
+            if self._semantic.index_state != "unavailable":
+                raise
+            log.warning("forget: the Chroma server is unreachable; its purge is retried")
+            return False
+        return True
 
     def _messages_of_segments(self, segment_ids: Sequence[str]) -> list[str]:
         out: list[str] = []

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import threading
 import time
 import uuid
@@ -690,6 +691,8 @@ class MemoryManager:
         """
         self._check_writable("repair")
         forgets = self._forgetter.finish_pending()
+        if forgets:
+            self._discard_damaged_copies()
         older_than = None if full else self.clock() - 60.0
         consolidated = self._consolidator.finish_pending(older_than=older_than)
         replayed = self._replay_working(full=full)
@@ -826,9 +829,22 @@ class MemoryManager:
         """
         self._check_writable("forget")
         self._flush_appended()
-        return self._forgetter.forget(
+        report = self._forgetter.forget(
             user_id, conversation_id=conversation_id, message_id=message_id
         )
+        self._discard_damaged_copies()
+        return report
+
+    def _discard_damaged_copies(self) -> None:
+        """Delete working-memory environments moved aside as damaged.
+
+        They hold sealed entries (no plaintext) of whoever was in working memory then,
+        possibly of the user just forgotten, and a damaged file cannot be purged entry by
+        entry: after a forget it goes whole. (A damaged Chroma index is never kept.)
+        """
+        memory = self.store.layout.working_memory.parent
+        for copy in memory.glob(self.store.layout.working_memory.name + ".damaged-*"):
+            shutil.rmtree(copy, ignore_errors=True)
 
     def forget_user(self, user_id: str) -> ForgetReport:
         """``forget(user_id)``: everything of the user, everywhere."""
