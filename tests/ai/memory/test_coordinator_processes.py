@@ -142,3 +142,51 @@ def test_search_degrades_to_the_exact_scan_when_chroma_fails(tmp_path: Path) -> 
     finally:
         if server.poll() is None:
             stop_process(server)
+
+
+def test_forget_while_the_server_is_down_finishes_when_it_is_back(tmp_path: Path) -> None:
+    """The log and libSQL forget at once; the server's ids and vectors are purged later.
+
+    Opening and maintenance must not fail meanwhile (the purge stays pending in the
+    ledger), and once the server answers, the next repair purges it.
+    """
+    port = free_port()
+    server_dir = tmp_path / "chroma-server"
+    server = start_chroma_server(server_dir, port)
+    config = server_config(f"http://127.0.0.1:{port}")
+    data_dir = tmp_path / "data"
+    try:
+        with MemoryManager.initialize(
+            data_dir, PASSPHRASE, config=config, encoder=HashingEncoder()
+        ) as memory:
+            users = UserService(memory.store.connection("core"))
+            users.create_user("One", user_id=USER)
+            users.create_user("Two", user_id="user-2")
+            memory.store_message("user-2", "s2", "user", "zqgone secret words")
+            memory.store_message(USER, "s1", "user", "zqkept words")
+            memory.end_session("s2")
+            memory.end_session("s1")
+            memory.maintenance()
+            stop_process(server)
+            report = memory.forget("user-2")
+            assert report.messages == 1 and report.index_purge_pending
+            assert memory.search("user-2", "zqgone", 3, mode="bm25") == []
+        with MemoryManager.open(
+            data_dir, passphrase=PASSPHRASE, config=config, encoder=HashingEncoder()
+        ) as memory:  # the server is still down: opening and maintenance work
+            assert memory.last_repair.forgets_finished == 0
+            memory.maintenance()
+            assert memory.search(USER, "zqkept", 3, mode="bm25")
+        server = start_chroma_server(server_dir, port)
+        with MemoryManager.open(
+            data_dir, passphrase=PASSPHRASE, config=config, encoder=HashingEncoder()
+        ) as memory:
+            assert memory.last_repair.forgets_finished == 1
+            pending = memory.store.connection("conversations").fetch_value(
+                "SELECT count(*) FROM forget_ledger WHERE completed_at IS NULL"
+            )
+            assert pending == 0
+            assert memory.search(USER, "zqkept", 3, mode="dense")
+    finally:
+        if server.poll() is None:
+            stop_process(server)
