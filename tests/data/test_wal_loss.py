@@ -494,3 +494,10 @@ def test_the_data_store_names_the_database_whose_wal_was_lost(store, test_config
             again.connection("conversations")
     assert info.value.store == "conversations" and info.value.path == path
     assert "'conversations'" in str(info.value) and "write-ahead log" in str(info.value)
+    # The explicit way on: accept the loss; afterwards the database opens as usual.
+    with DataStore.open(data_dir, passphrase=PASSPHRASE, config=test_config) as again:
+        conn = again.accept_wal_loss("conversations")
+        assert again.connection("conversations") is conn
+        assert conn.fetch_value("SELECT count(*) FROM conversations WHERE id LIKE 'c%'") == 0
+    with DataStore.open(data_dir, passphrase=PASSPHRASE, config=test_config) as again:
+        again.connection("conversations").fetch_value("SELECT 1")

@@ -305,6 +305,33 @@ class DataStore:
                 self._conns[database] = conn
             return conn
 
+    def accept_wal_loss(self, database: str) -> EncryptedLibSQLConnection:
+        """Open ``database`` although its WAL was lost after a crash, accepting the loss.
+
+        The explicit way past ``DatabaseCorrupted("... is missing N committed
+        transaction(s) ...")``: the database is taken as it is (what its file and the
+        surviving part of the WAL hold) and its commit record reset, so later opens do not
+        refuse it again. Structural damage is still refused. Returns the connection, which
+        the store keeps as that database's shared one.
+        """
+        self._refuse_if_read_only("accept the loss of a WAL")
+        with self._lock:
+            if self._closed:
+                raise StoreClosed("the data store is closed")
+            conn = self._conns.get(database)
+            if conn is None:
+                conn = EncryptedLibSQLConnection(
+                    self.path_of(database),
+                    self._master.subkey(Purpose.libsql(database)),
+                    settings=self.settings,
+                    seal_key=self._master.subkey(Purpose.seal(database)) if self.seal else None,
+                    store=database,
+                    key_verified=True,
+                    accept_wal_loss=True,
+                )
+                self._conns[database] = conn
+            return conn
+
     def other_holders(self) -> list[int]:
         """Pids of every other open store on this data dir (this process's others too)."""
         if self._hold is None:
