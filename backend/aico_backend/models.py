@@ -287,3 +287,6 @@ class ForgetResponse(_Response):
     facts: int
     feedback: int
     attachments: int
+    index_purge_pending: bool = Field(
+        False, description="The Chroma server was unreachable: its copy is purged on repair."
+    )

@@ -27,4 +27,5 @@ def forget_response(report: ForgetReport) -> ForgetResponse:
         facts=report.facts,
         feedback=report.feedback,
         attachments=report.attachments,
+        index_purge_pending=report.index_purge_pending,
     )
