@@ -167,3 +167,44 @@ def test_lmdb_status_ls_and_sweep(initialized):
     result = run(initialized, "lmdb", "sweep")
     assert result.exit_code == 0 and result.output.strip() == "removed 1 expired entries"
     assert run(initialized, "lmdb", "ls", "--session", "unknown").output == ""
+
+
+CRASH_AFTER_COMMIT = r"""
+import os, sys
+from aico.ai.memory.stores import open_data_store
+store = open_data_store(sys.argv[1])
+store.connection("sessions").execute(
+    "INSERT INTO user_preferences (id, user_id, preference_key) VALUES ('p', 'u', 'k')"
+)
+os._exit(0)  # no close: the commit lives only in the -wal
+"""
+
+
+def test_accept_loss_after_a_lost_wal(initialized, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data = Path(initialized["AICO_DATA_DIR"])
+    child_env = {**os.environ, **initialized}
+    subprocess.run([sys.executable, "-c", CRASH_AFTER_COMMIT, str(data)], env=child_env, check=True)
+    wal = next(data.rglob("sessions.db-wal"))
+    assert wal.stat().st_size > 0
+    wal.unlink()
+    result = run(initialized, "db", "status")
+    assert result.exit_code == 1
+    assert "missing" in result.output and "sessions" in result.output
+    assert run(initialized, "--read-only", "db", "accept-loss", "sessions", "--yes").exit_code == 1
+    result = run(initialized, "db", "accept-loss", "sessions", "--yes")
+    assert result.exit_code == 0, result.output
+    assert run(initialized, "db", "status", "--check").exit_code == 0
+
+
+def test_read_only_flag(initialized):
+    result = run(initialized, "--read-only", "db", "migrate")
+    assert result.exit_code == 1
+    assert "--read-only" in result.output
+    result = run(initialized, "--read-only", "db", "status", "--json")
+    assert result.exit_code == 0, result.output
+    assert run(initialized, "--read-only", "lmdb", "sweep").exit_code == 1

@@ -17,6 +17,7 @@ from aico.errors import (
     InvalidInput,
     NotFound,
     QueryError,
+    ReadOnly,
     StoreClosed,
 )
 
@@ -221,7 +222,7 @@ def test_foreign_keys_are_enforced(open_db):
 def test_reads_through_readers_cannot_write(open_db):
     conn = open_db()
     make_table(conn)
-    with pytest.raises(QueryError, match="readonly"):
+    with pytest.raises(ReadOnly, match="read-only"):
         conn.fetch_all("INSERT INTO t (v) VALUES ('no') RETURNING id")
 
 
@@ -262,7 +263,7 @@ def test_readonly(open_db, db_path):
     reader = open_db(readonly=True)
     assert reader.readonly
     assert reader.fetch_value("SELECT v FROM t") == "a"
-    with pytest.raises(QueryError, match="readonly"):
+    with pytest.raises(ReadOnly, match="read-only"):
         reader.execute("INSERT INTO t (v) VALUES ('b')")
     with pytest.raises(InvalidInput):
         reader.rekey(DB_KEY)

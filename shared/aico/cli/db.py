@@ -11,6 +11,7 @@ import click
 from aico.ai.memory.upgrade import upgrade_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
 from aico.data.store import DatabaseStatus, DataStore
+from aico.errors import InvalidInput
 
 
 def _open(state: CliState, *, write: bool = False) -> DataStore:
@@ -127,3 +128,26 @@ def verify_cmd(state: CliState) -> None:
         behind = [s.schema for s in db.schemas if s.pending]
         note = f" (pending: {', '.join(behind)})" if behind else ""
         click.echo(f"ok {db.database}{note}")
+
+
+@db_group.command("accept-loss")
+@click.argument("database")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_state
+@handle_errors
+def accept_loss_cmd(state: CliState, database: str, yes: bool) -> None:
+    """Take DATABASE as it is after its write-ahead log was lost in a crash.
+
+    Only for the refusal "is missing N committed transaction(s)": restoring a backup keeps
+    those transactions; this drops them for good. Structural damage is still refused.
+    """
+    state.require_writable()
+    if not yes:
+        click.confirm(
+            f"Committed transactions of '{database}' are lost for good. Go on?", abort=True
+        )
+    with _open(state, write=True) as store:
+        if database not in store.databases:
+            raise InvalidInput(f"no database named {database!r} in this data dir")
+        store.accept_wal_loss(database)
+    click.echo(f"accepted: {database} opens as it is from now on")

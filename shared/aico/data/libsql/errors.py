@@ -31,6 +31,7 @@ from aico.errors import (
     DatabaseBusy,
     DatabaseCorrupted,
     QueryError,
+    ReadOnly,
     StorageError,
     StorageFull,
 )
@@ -134,6 +135,8 @@ def classify(exc: BaseException, path: Path | None = None) -> StorageError | Non
         return DatabaseBusy(f"database is busy: {text}")
     if "constraint failed" in lowered:
         return ConstraintViolation(f"constraint violated: {text}")
+    if "readonly database" in lowered:
+        return ReadOnly(f"database is read-only here: {text}")
     return QueryError(f"query failed: {text}")
 
 
