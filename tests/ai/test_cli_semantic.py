@@ -32,6 +32,7 @@ def env(tmp_path, embedding_cache_dir):
     config = load_config(env=env)
     with MemoryManager.initialize(tmp_path / "data", PASS, config=config) as m:
         UserService(m.store.connection("core")).create_user("Maya", user_id="maya")
+        UserService(m.store.connection("core")).create_user("Bob", user_id="bob")
         m.store_message("maya", "s1", "user", "My sister Ingrid visits Gothenburg every June.")
         m.store_message("maya", "s1", "assistant", "Lovely, the archipelago is nice then.")
         m.end_session("s1")
@@ -65,4 +66,6 @@ def test_status_search_rebuild(env):
     result = run(env, "semantic", "rebuild")
     assert result.exit_code == 0 and "rebuilt the dense index: 1 vectors" in result.output
     result = run(env, "semantic", "search", "--user", "bob", "Ingrid")
-    assert result.exit_code == 0 and result.output == ""  # another user sees nothing
+    assert result.exit_code == 0 and result.output == "no results\n"  # another user's: nothing
+    result = run(env, "semantic", "search", "--user", "nobody-here", "Ingrid")
+    assert result.exit_code == 1 and result.output == "Error: no user with this user_id\n"

@@ -17,15 +17,17 @@ import click
 
 from aico.ai.memory.key_rotation import finish_index_rekey
 from aico.ai.memory.semantic import IndexHealth, ReembedProgress, SemanticMemoryStore
-from aico.ai.memory.stores import open_data_store, open_semantic
+from aico.ai.memory.stores import open_semantic
 from aico.ai.memory.upgrade import upgrade_store
 from aico.cli._common import CliState, emit_json, handle_errors, pass_state
+from aico.data.repositories import UserService
+from aico.errors import NotFound
 
 
 @contextmanager
 def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemoryStore]:
     """For the verbs that change the index: upgrades the data dir first."""
-    with open_data_store(state.layout, config=state.config) as store:
+    with state.open_store(write=True) as store:
         upgrade_store(store)
         semantic = open_semantic(store, state.config, check_model=check_model)
         try:
@@ -39,8 +41,9 @@ def _open(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemo
 
 @contextmanager
 def _open_read(state: CliState, *, check_model: bool = True) -> Iterator[SemanticMemoryStore]:
-    """For the read verbs: no migration, and a store that writes nothing anywhere."""
-    with open_data_store(state.layout, config=state.config) as store:
+    """For the read verbs: no migration, and a store that writes nothing anywhere
+    (with ``--read-only``, the databases are opened read-only too)."""
+    with state.open_store(write=False) as store:
         semantic = open_semantic(store, state.config, check_model=check_model, read_only=True)
         try:
             yield semantic
@@ -141,8 +144,8 @@ def verify_cmd(state: CliState, as_json: bool) -> None:
     index's manifest (``chroma.state``: damage found, or a clean close). A damaged index is
     reported (exit 1), not rebuilt.
     """
-    with open_data_store(state.layout, config=state.config) as store:
-        semantic = open_semantic(store, state.config, check_model=False)
+    with state.open_store(write=False) as store:
+        semantic = open_semantic(store, state.config, check_model=False, read_only=state.read_only)
         try:
             report = semantic.verify_index()
             health = semantic.index_health()
@@ -170,11 +173,19 @@ def search_cmd(state: CliState, user_id: str, query: str, k: int, mode: str, as_
 
     Read-only: the dense half is an exact scan of the stored vectors.
     """
-    with _open_read(state) as semantic:
-        hits = semantic.search(user_id, query, k, mode=mode)  # type: ignore[arg-type]
+    with state.open_store(write=False) as store:
+        if not UserService(store.connection("core")).exists(user_id):
+            raise NotFound("no user with this user_id")
+        semantic = open_semantic(store, state.config, read_only=True)
+        try:
+            hits = semantic.search(user_id, query, k, mode=mode)  # type: ignore[arg-type]
+        finally:
+            semantic.close()
     if as_json:
         emit_json([asdict(h) for h in hits])
         return
+    if not hits:
+        click.echo("no results")
     for h in hits:
         click.echo(f"{h.score:.3f} bm25#{h.bm25_rank} dense#{h.dense_rank}  {h.text}")
 

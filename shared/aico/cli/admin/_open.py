@@ -16,12 +16,15 @@ from aico.validation import check_id
 def open_manager(state: CliState, *, write: bool) -> Iterator[MemoryManager]:
     """The data dir's ``MemoryManager``, closed (and sealed) when the verb is done.
 
-    A verb that writes refuses ``--read-only`` before anything is opened; under
-    ``--read-only`` a reading verb opens every store without writing a byte.
+    A verb that writes refuses ``--read-only`` before anything is opened. A verb that
+    only reads always opens read-only (read verbs never migrate, repair or write): a data
+    dir whose schemas are behind asks for one writable command first (``aico db migrate``).
     """
     if write:
         state.require_writable()
-    manager = MemoryManager.open(state.layout.root, config=state.config, read_only=state.read_only)
+    manager = MemoryManager.open(
+        state.layout.root, config=state.config, read_only=state.read_only or not write
+    )
     try:
         yield manager
     finally:
