@@ -68,8 +68,8 @@ class BackendSettings:
     def from_config(cls, config: Config) -> BackendSettings:
         s = config.section("backend")
         port = s["port"]
-        if not 0 <= port <= 65535:
-            raise ConfigError("config key 'backend.port' must be between 0 and 65535")
+        if not 1 <= port <= 65535:  # not 0: the Host check needs the port clients use
+            raise ConfigError("config key 'backend.port' must be between 1 and 65535")
         for key in ("max_body_bytes", "auth_failures_per_minute", "workers", "graceful_shutdown_s"):
             _positive(f"backend.{key}", s[key])
         if not s["host"]:

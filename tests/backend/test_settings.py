@@ -36,6 +36,7 @@ def test_unknown_keys_and_bad_types_are_rejected(tmp_path, text, match):
     ("overrides", "match"),
     [
         ({"port": 70000}, "backend.port"),
+        ({"port": 0}, "backend.port"),
         ({"workers": 0}, "backend.workers"),
         ({"max_body_bytes": -1}, "backend.max_body_bytes"),
         ({"allowed_hosts": [1]}, "backend.allowed_hosts"),
@@ -107,7 +108,8 @@ def test_aico_serve_refuses_to_start_locked(tmp_path):
     }
     assert CliRunner().invoke(cli, ["init"], env=env).exit_code == 0
     locked = {**env, "AICO_PASSPHRASE": ""}
-    result = CliRunner().invoke(cli, ["serve", "--port", "0"], env=locked)
+    assert CliRunner().invoke(cli, ["serve", "--port", "0"], env=locked).exit_code == 2
+    result = CliRunner().invoke(cli, ["serve"], env=locked)
     assert result.exit_code == 1 and result.output.startswith("Error:"), result.output
     wrong = CliRunner().invoke(cli, ["serve"], env={**env, "AICO_PASSPHRASE": "nope"})
     assert wrong.exit_code == 1 and "wrong passphrase" in wrong.output.lower()

@@ -64,7 +64,9 @@ def _table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 @click.command("serve")
 @click.option("--host", default=None, help="Address to bind (default: backend.host).")
-@click.option("--port", type=int, default=None, help="Port to bind (default: backend.port).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: backend.port)."
+)
 @click.option(
     "--uds",
     type=click.Path(dir_okay=False),
