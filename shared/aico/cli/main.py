@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from aico.cli import admin, service
+from aico.cli import admin, backup, health, service
 from aico.cli._common import CliState
 from aico.cli.db import db_group
 from aico.cli.keys import init_cmd, keys_group
@@ -55,6 +55,8 @@ cli.add_command(keys_group)
 cli.add_command(lmdb_group)
 cli.add_command(semantic_group)
 admin.register(cli)
+backup.register(cli)
+health.register(cli)
 service.register(cli)
 
 
