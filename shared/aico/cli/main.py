@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from aico.cli import admin, backup, health, service
+from aico.cli import admin, backup, health, integrations, service
 from aico.cli._common import CliState
 from aico.cli.db import db_group
 from aico.cli.keys import init_cmd, keys_group
@@ -57,6 +57,7 @@ cli.add_command(semantic_group)
 admin.register(cli)
 backup.register(cli)
 health.register(cli)
+integrations.register(cli)
 service.register(cli)
 
 
