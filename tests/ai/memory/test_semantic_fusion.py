@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -43,13 +44,88 @@ def test_zscore_matches_hand_computation() -> None:
     assert out["a"].score > out["b"].score  # the heavier weight wins the tie of ranks
 
 
-def test_zscore_missing_candidate_gets_the_list_floor() -> None:
-    bm25 = [("a", 4.0), ("b", 2.0), ("c", 0.0)]  # z: +1.2247, 0, -1.2247
-    dense = [("d", 0.9)]  # single candidate: z = 0
+def test_zscore_missing_bm25_candidate_is_a_zero_in_the_statistics() -> None:
+    bm25 = [("a", 4.0), ("b", 2.0)]
+    dense = [("c", 0.9), ("a", 0.5), ("b", 0.1)]
     out = {r.key: r for r in fuse(bm25, dense, FusionConfig(bm25_weight=0.5))}
-    floor = -math.sqrt(1.5)
-    assert out["d"].score == pytest.approx(phi(0.5 * floor + 0.5 * 0.0))
-    assert out["a"].score == pytest.approx(phi(0.5 * math.sqrt(1.5) + 0.5 * 0.0))
+    # BM25 over {a: 4, b: 2, c: 0}: mean 2, std sqrt(8/3).
+    std_b = math.sqrt(8 / 3)
+    std_d = math.sqrt(((0.9 - 0.5) ** 2 + 0 + (0.1 - 0.5) ** 2) / 3)
+    assert out["c"].bm25_score == 0.0 and out["c"].bm25_rank is None
+    assert out["c"].score == pytest.approx(phi(0.5 * (-2 / std_b) + 0.5 * (0.4 / std_d)))
+    assert out["a"].score == pytest.approx(phi(0.5 * (2 / std_b) + 0.5 * 0.0))
+
+
+def test_unknown_bm25_score_can_take_the_list_floor() -> None:
+    bm25 = [("a", 4.0), ("b", 2.0)]
+    dense = [("c", 0.9), ("a", 0.5), ("b", 0.1)]
+    out = {r.key: r for r in fuse(bm25, dense, bm25_missing=None)}
+    assert out["c"].bm25_score == 2.0  # at most the last listed score: the floor
+    assert out["c"].score > out["b"].score  # same BM25, better cosine
+
+
+def test_a_lone_bm25_match_beats_every_dense_neighbour() -> None:
+    # The bug: standardized over a list of one, the match had z = 0, the floor of the
+    # non-matches, and the dense neighbours won.
+    dense = [(f"d{i}", 0.6 - i / 100) for i in range(50)] + [("needle", 0.3)]
+    out = fuse([("needle", 7.5)], dense)
+    assert out[0].key == "needle"
+    assert out[0].bm25_rank == 1 and out[0].dense_rank == 51
+    assert all(r.bm25_score == 0.0 for r in out[1:])
+
+
+def test_a_lone_match_that_no_dense_list_holds_still_wins() -> None:
+    dense = [(f"d{i}", 0.9 - i / 100) for i in range(10)]
+    out = fuse([("needle", 2.0)], dense, dense_fill={"needle": 0.05})
+    assert out[0].key == "needle"
+
+
+@pytest.mark.parametrize("method", ["zscore", "minmax"])
+def test_every_bm25_match_scores_above_every_non_match_of_equal_cosine(method: str) -> None:
+    # Equal cosines, so the BM25 part alone decides; equal BM25 scores, several matches.
+    dense = [(f"k{i}", 0.5) for i in range(20)]
+    bm25 = [("k3", 1.0), ("k7", 1.0), ("k9", 1.0)]
+    out = fuse(bm25, dense, FusionConfig(method=method))  # type: ignore[arg-type]
+    matches = {r.key: r.score for r in out if r.bm25_rank is not None}
+    others = [r.score for r in out if r.bm25_rank is None]
+    assert set(matches) == {"k3", "k7", "k9"}
+    assert min(matches.values()) > max(others)
+
+
+def test_all_equal_scores_carry_no_information() -> None:
+    same = [("a", 2.0), ("b", 2.0), ("c", 2.0)]
+    out = fuse(same, [("a", 0.4), ("b", 0.4), ("c", 0.4)])
+    assert [r.score for r in out] == pytest.approx([0.5, 0.5, 0.5])
+    assert [r.key for r in out] == ["a", "b", "c"]  # ties: the BM25 order
+    (only,) = fuse([("a", 3.0)], [("a", 0.2)])
+    assert only.score == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("method", ["zscore", "rrf", "minmax"])
+def test_one_list_alone_keeps_its_order(method: str) -> None:
+    cfg = FusionConfig(method=method)  # type: ignore[arg-type]
+    bm25 = [("a", 5.0), ("b", 3.0), ("c", 0.5)]
+    out = fuse(bm25, [], cfg)
+    assert [r.key for r in out] == ["a", "b", "c"]
+    assert all(r.dense_score is None and r.dense_rank is None for r in out)
+    assert fuse([], [], cfg) == []
+
+
+def test_random_lists_never_put_a_non_match_above_a_match_with_a_better_cosine() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        pool = [f"k{i}" for i in range(rng.randint(1, 60))]
+        matched = rng.sample(pool, rng.randint(1, len(pool)))
+        bm25 = sorted(((k, rng.uniform(0.01, 20.0)) for k in matched), key=lambda kv: -kv[1])
+        cos = {k: rng.choice([0.1, 0.3, 0.5]) for k in pool}  # ties are the hard case
+        dense = sorted(cos.items(), key=lambda kv: -kv[1])[: rng.randint(1, len(pool))]
+        fill = {k: cos[k] for k in pool}
+        out = fuse(bm25, dense, dense_fill=fill)
+        score = {r.key: r.score for r in out}
+        for m in matched:
+            for other in set(score) - set(matched):
+                if cos[m] >= cos[other]:
+                    assert score[m] > score[other]
 
 
 def test_fill_scores_join_the_normalization_without_ranks() -> None:

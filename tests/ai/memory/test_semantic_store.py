@@ -55,7 +55,8 @@ def test_component_ranks_and_fill_scores(sem_open) -> None:
     keyword, dense = hits["keyword-side"], hits["dense-side"]
     assert keyword.bm25_rank == 1 and keyword.dense_rank is None
     assert keyword.dense_score is not None  # filled in from its libSQL vector
-    assert dense.dense_rank == 1 and dense.bm25_rank is None and dense.bm25_score is None
+    assert dense.dense_rank == 1 and dense.bm25_rank is None
+    assert dense.bm25_score == 0.0  # no BM25 match: scored as the zero it is
 
 
 def test_k_and_min_score(sem_store: SemanticMemoryStore) -> None:

@@ -4,22 +4,32 @@ Every method returns a fused score in ``[0, 1]`` so ``min_score`` means the same
 every method and mode (AICO's bug: a fused score that could never exceed 0.18 was filtered at
 0.4, so nothing was ever returned). What the number means depends on the method:
 
-- ``"zscore"`` (default): each list's scores are standardized (``(s - mean) / std`` over that
-  list's candidates), combined with the weights, and mapped through the standard normal CDF.
-  0.5 is an average candidate, 0.84 is one standard deviation above it. The score is relative
-  to the candidate set: it ranks and trims well, it cannot tell "nothing relevant exists".
-  Measured on LongMemEval, weight 0.6 on BM25 beats RRF and either retriever alone.
+- ``"zscore"`` (default): each retriever's scores are standardized (``(s - mean) / std``)
+  over the whole candidate set (the union of both lists), combined with the weights, and
+  mapped through the standard normal CDF. 0.5 is an average candidate, 0.84 is one standard
+  deviation above it. The score is relative to the candidate set: it ranks and trims well,
+  it cannot tell "nothing relevant exists".
 - ``"rrf"``: reciprocal rank fusion, ``sum w / (k + rank)``, divided by its maximum (rank 1 in
   every active list) so 1.0 means "first everywhere".
-- ``"minmax"``: each list min-max scaled to ``[0, 1]``, weighted sum.
+- ``"minmax"``: each retriever's scores min-max scaled over the candidate set, weighted sum.
 
-A retriever's list holds only its own top candidates. ``bm25_fill`` / ``dense_fill`` add the
-exact scores of the other list's candidates where the caller has them (the store fills the
-cosine of BM25-only candidates from the libSQL vectors), so both retrievers are normalized
-over the same candidates. A candidate with no score at all gets that retriever's floor: the
-lowest z-score (zscore), 0 (minmax), or no term (rrf); the LongMemEval harness treats
-documents without a BM25 match the same way. When a list is empty (no BM25 match, or a
-single-retriever mode) its weight moves to the other list, so scores stay in ``[0, 1]``.
+Every candidate gets a score from every retriever before normalizing, so both retrievers are
+normalized over the same candidates. A retriever's list holds only its own top candidates;
+``bm25_fill`` / ``dense_fill`` add the exact scores of the other list's candidates where the
+caller has them (the store fills the cosine of BM25-only candidates from the libSQL vectors).
+A candidate that still has no BM25 score gets ``bm25_missing``: by default 0.0, which is what
+``-bm25()`` is for a segment that matches no query term, and it takes part in the mean and the
+standard deviation like any other score. That is what keeps an exact match on top: with the
+old rule (standardize each list over its own candidates, give the others the lowest
+z-score), a BM25 list of one match had a standard deviation of 0, so the match got z = 0,
+the same as every non-match, and a unique token searched alone was outside the top 3 for 682
+of 1,133 needles. Now any positive BM25 score standardizes strictly above every non-match.
+Pass ``bm25_missing=None`` when the candidate's score is unknown rather than zero (it gets
+the list's lowest score, an upper bound for a segment ranked below the list's end).
+Dense candidates without a cosine (no vector yet) get the lowest cosine of the candidates.
+
+When a list is empty (no BM25 match, or a single-retriever mode) its weight moves to the
+other list, so scores stay in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -64,7 +74,12 @@ class FusionConfig:
 
 @dataclass(frozen=True)
 class FusedResult(Generic[K]):
-    """One candidate after fusion; ranks are 1-based, ``None`` when absent from that list."""
+    """One candidate after fusion; ranks are 1-based, ``None`` when absent from that list.
+
+    ``bm25_score`` / ``dense_score`` are the scores fusion used for this candidate, also
+    when it was absent from that list (a filled cosine, 0.0 for no BM25 match); ``None``
+    only when that retriever did not take part (empty list).
+    """
 
     key: K
     score: float
@@ -74,6 +89,16 @@ class FusedResult(Generic[K]):
     dense_score: float | None
 
 
+@dataclass
+class _Signal(Generic[K]):
+    """One retriever's list, its ranks and a score for every candidate."""
+
+    ranked: list[tuple[K, float]]
+    weight: float
+    rank: dict[K, int]
+    score: dict[K, float]
+
+
 def fuse(
     bm25: Sequence[tuple[K, float]],
     dense: Sequence[tuple[K, float]],
@@ -81,14 +106,18 @@ def fuse(
     *,
     bm25_fill: Mapping[K, float] | None = None,
     dense_fill: Mapping[K, float] | None = None,
+    bm25_missing: float | None = 0.0,
 ) -> list[FusedResult[K]]:
     """Fuse two ranked lists of ``(key, score)`` (best first, higher score = better).
 
     ``bm25_fill`` / ``dense_fill`` give scores of candidates absent from that list (they get
-    no rank). Returns every candidate of either list, best first; ties break on the best rank
-    in either list, then on the BM25 rank, so the order is deterministic.
+    no rank); ``bm25_missing`` is the BM25 score of a candidate with neither (see the
+    module docstring). Returns every candidate of either list, best first; ties break on
+    the best rank in either list, then on the BM25 rank, so the order is deterministic.
     """
     cfg = config or FusionConfig()
+    if bm25_missing is not None:
+        bm25_missing = _finite(bm25_missing)
     b_list, d_list = _dedupe(bm25), _dedupe(dense)
     w_b = cfg.bm25_weight if b_list else 0.0
     w_d = cfg.dense_weight if d_list else 0.0
@@ -99,49 +128,73 @@ def fuse(
         total = w_b + w_d
     if total == 0.0:
         return []
-    w_b, w_d = w_b / total, w_d / total
-
-    b_rank = {key: i + 1 for i, (key, _) in enumerate(b_list)}
-    d_rank = {key: i + 1 for i, (key, _) in enumerate(d_list)}
-    keys = list(b_rank) + [key for key in d_rank if key not in b_rank]
-    b_score = _with_fill(b_list, bm25_fill, keys)
-    d_score = _with_fill(d_list, dense_fill, keys)
+    keys = list(dict.fromkeys([key for key, _ in b_list] + [key for key, _ in d_list]))
+    b = _signal(b_list, w_b / total, keys, bm25_fill, bm25_missing)
+    d = _signal(d_list, w_d / total, keys, dense_fill, None)
+    signals = [s for s in (b, d) if s.ranked]
 
     if cfg.method == "rrf":
-        best = w_b / (cfg.rrf_k + 1) + w_d / (cfg.rrf_k + 1)
-        raw = {
-            key: (w_b / (cfg.rrf_k + b_rank[key]) if key in b_rank else 0.0)
-            + (w_d / (cfg.rrf_k + d_rank[key]) if key in d_rank else 0.0)
-            for key in keys
-        }
-        scores = {key: value / best for key, value in raw.items()}
-    elif cfg.method == "minmax":
-        b_norm, d_norm = _minmax(b_score), _minmax(d_score)
-        scores = {key: w_b * b_norm.get(key, 0.0) + w_d * d_norm.get(key, 0.0) for key in keys}
-    else:
-        b_z, d_z = _zscores(b_score), _zscores(d_score)
-        b_floor = min(b_z.values(), default=0.0)
-        d_floor = min(d_z.values(), default=0.0)
+        best = sum(s.weight for s in signals) / (cfg.rrf_k + 1)
         scores = {
-            key: _normal_cdf(w_b * b_z.get(key, b_floor) + w_d * d_z.get(key, d_floor))
+            key: sum(s.weight / (cfg.rrf_k + s.rank[key]) for s in signals if key in s.rank) / best
             for key in keys
         }
+    elif cfg.method == "minmax":
+        norms = [(s.weight, _minmax(s.score)) for s in signals]
+        scores = {key: sum(w * norm[key] for w, norm in norms) for key in keys}
+    else:
+        norms = [(s.weight, _zscores(s.score)) for s in signals]
+        scores = {key: _normal_cdf(sum(w * norm[key] for w, norm in norms)) for key in keys}
 
     def order(key: K) -> tuple[float, int, int]:
-        ranks = (b_rank.get(key, len(b_list) + 1), d_rank.get(key, len(d_list) + 1))
+        ranks = (b.rank.get(key, len(b_list) + 1), d.rank.get(key, len(d_list) + 1))
         return (-scores[key], min(ranks), ranks[0])
 
     return [
         FusedResult(
             key=key,
             score=min(1.0, max(0.0, scores[key])),
-            bm25_rank=b_rank.get(key),
-            bm25_score=b_score.get(key),
-            dense_rank=d_rank.get(key),
-            dense_score=d_score.get(key),
+            bm25_rank=b.rank.get(key),
+            bm25_score=b.score.get(key),
+            dense_rank=d.rank.get(key),
+            dense_score=d.score.get(key),
         )
         for key in sorted(keys, key=order)
     ]
+
+
+def _signal(
+    ranked: list[tuple[K, float]],
+    weight: float,
+    keys: list[K],
+    fill: Mapping[K, float] | None,
+    missing: float | None,
+) -> _Signal[K]:
+    """A retriever's score for every candidate: its list, then ``fill``, then ``missing``.
+
+    ``missing=None`` stands for the list's lowest score. An empty list scores nobody: it
+    takes no part in the fusion.
+    """
+    rank = {key: i + 1 for i, (key, _) in enumerate(ranked)}
+    if not ranked:
+        return _Signal(ranked, weight, rank, {})
+    scores = dict(ranked)
+    floor = min(scores.values()) if missing is None else missing
+    for key in keys:
+        if key in scores:
+            continue
+        if fill is not None and key in fill:
+            scores[key] = _finite(fill[key])
+        else:
+            scores[key] = floor
+    return _Signal(ranked, weight, rank, scores)
+
+
+def _finite(value: float) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInput("fusion scores must be finite numbers")
+    return number
 
 
 def _dedupe(items: Sequence[tuple[K, float]]) -> list[tuple[K, float]]:
@@ -151,32 +204,12 @@ def _dedupe(items: Sequence[tuple[K, float]]) -> list[tuple[K, float]]:
     for key, score in items:
         if key in seen:
             continue
-        value = float(score)
-        if not math.isfinite(value):
-            raise InvalidInput("fusion scores must be finite numbers")
         seen.add(key)
-        out.append((key, value))
+        out.append((key, _finite(score)))
     return out
 
 
-def _with_fill(
-    ranked: list[tuple[K, float]], fill: Mapping[K, float] | None, keys: list[K]
-) -> dict[K, float]:
-    """The list's scores plus filled-in scores of the other candidates (list wins)."""
-    scores = dict(ranked)
-    if fill:
-        for key in keys:
-            if key not in scores and key in fill:
-                value = float(fill[key])
-                if not math.isfinite(value):
-                    raise InvalidInput("fusion scores must be finite numbers")
-                scores[key] = value
-    return scores
-
-
 def _zscores(scores: dict[K, float]) -> dict[K, float]:
-    if not scores:
-        return {}
     values = list(scores.values())
     mean = math.fsum(values) / len(values)
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
@@ -186,8 +219,6 @@ def _zscores(scores: dict[K, float]) -> dict[K, float]:
 
 
 def _minmax(scores: dict[K, float]) -> dict[K, float]:
-    if not scores:
-        return {}
     low, high = min(scores.values()), max(scores.values())
     if high - low <= 1e-12:
         return dict.fromkeys(scores, 1.0)

@@ -168,6 +168,8 @@ class Searcher:
                 # both halves are normalized over the same candidates (see ``fusion``).
                 missing = sorted({key for key, _ in bm25} - {key for key, _ in dense})
                 dense_fill = self._dense_scores(q.user_id, vector, missing)
+        # A dense-only candidate scores 0 for BM25 (see ``fusion``): exact when the BM25 list
+        # is shorter than ``n`` (it holds every match), a lower bound when it was cut there.
         fused = fuse(bm25, dense, core.config.fusion, dense_fill=dense_fill)
         if q.min_score is not None:
             fused = [f for f in fused if f.score >= q.min_score]

@@ -131,8 +131,11 @@ class SearchHit:
     """One search result. ``score`` is the fused score in ``[0, 1]`` (see ``fusion``).
 
     Component ranks are 1-based within each retriever's over-fetched candidates and ``None``
-    when that retriever did not return the segment. ``bm25_score`` is ``-bm25()`` (higher is
-    better, unbounded); ``dense_score`` is the cosine similarity in ``[-1, 1]``.
+    when that retriever did not return the segment. The component scores are what fusion
+    used, for every hit: ``bm25_score`` is ``-bm25()`` (higher is better, unbounded; 0.0 for
+    a segment BM25 did not return), ``dense_score`` the cosine similarity in ``[-1, 1]``
+    (filled from the stored vector for a segment only BM25 returned). Either is ``None``
+    only when that retriever did not run or found nothing (e.g. a query of stopwords).
     """
 
     segment_id: str
