@@ -1,0 +1,285 @@
+"""The forget ledger across a restore: whoever was forgotten after a backup stays forgotten.
+
+``forget_ledger`` (conversations database, written by ``aico.ai.memory.forget``) records
+each forget by grain and ids only; once the forget is complete its ids are replaced by
+keyed hashes, ``HMAC-SHA256(master.subkey("forget/ledger"), id)``, so the ledger can
+recognise an id without keeping it.
+
+A restore reads the ledger of the data dir it replaces (the *current* one) and, before the
+swap, matches every row against the ids the restored data holds (users, conversations,
+messages): a hash is compared under the current data dir's key and under the backup's (rows
+written before a master-key rotation are hashed under the older key, which is the backup's
+when the backup predates the rotation); a pending row carries its ids as they are. Every
+match is forgotten again in the restored data through the ``MemoryManager``'s own
+``forget``, so every store is cleaned as by the original forget, and records a fresh row.
+Every row that matched nothing is copied into the restored ledger, so a later restore of
+an even older backup still applies it: a hash made under another key than the restored data
+dir's is written ``<key id>:<hash>`` (the id of the key it was made with), which this
+module reads back; the Forgetter itself never reads closed rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aico.security import MasterKey
+
+__all__ = [
+    "LEDGER_PURPOSE",
+    "Forget",
+    "LedgerRow",
+    "RestoredIds",
+    "carry_over",
+    "ledger_hash",
+    "match_ledger",
+    "read_ledger",
+    "restored_ids",
+]
+
+LEDGER_PURPOSE = "forget/ledger"
+"""The subkey the Forgetter hashes closed rows with (``MemoryManager._wire``)."""
+
+
+def ledger_hash(key: bytes, value: str) -> str:
+    """The Forgetter's keyed hash of one id (``Forgetter._hash``)."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One ``forget_ledger`` row: raw ids while pending, keyed hashes once completed."""
+
+    grain: str
+    user_id: str
+    conversation_id: str | None
+    message_id: str | None
+    requested_at: float
+    completed_at: float | None
+
+    @property
+    def pending(self) -> bool:
+        return self.completed_at is None
+
+
+@dataclass(frozen=True)
+class Forget:
+    """A forget to apply to restored data, with the restored (raw) ids."""
+
+    grain: str
+    user_id: str
+    conversation_id: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RestoredIds:
+    """The ids a restored data dir holds: users, and each conversation's and message's owner."""
+
+    users: frozenset[str]
+    conversations: Mapping[str, str]
+    messages: Mapping[str, str]
+
+
+def read_ledger(conn: Any) -> list[LedgerRow]:
+    """Every row of the conversations database's ledger, oldest first."""
+    rows = conn.fetch_all(
+        "SELECT grain, user_id, conversation_id, message_id, requested_at, completed_at "
+        "FROM forget_ledger ORDER BY id"
+    )
+    return [
+        LedgerRow(
+            str(r["grain"]),
+            str(r["user_id"]),
+            r["conversation_id"],
+            r["message_id"],
+            float(r["requested_at"]),
+            None if r["completed_at"] is None else float(r["completed_at"]),
+        )
+        for r in rows
+    ]
+
+
+def restored_ids(core: Any, log: Any, *, messages: bool) -> RestoredIds:
+    """The ids in a restored data dir's core and conversations databases.
+
+    ``messages``: also every message's id (only needed when the ledger has message rows).
+    """
+    users = {str(r["user_id"]) for r in core.fetch_all("SELECT user_id FROM users")}
+    users |= {
+        str(r["user_id"]) for r in core.fetch_all("SELECT DISTINCT user_id FROM semantic_segments")
+    }
+    for table in ("conversations", "session_metadata", "messages"):
+        users |= {
+            str(r["user_id"])
+            for r in log.fetch_all(
+                f"SELECT DISTINCT user_id FROM {table} WHERE user_id IS NOT NULL"
+            )
+        }
+    conversations = {
+        str(r["id"]): str(r["user_id"])
+        for r in log.fetch_all("SELECT id, user_id FROM conversations WHERE user_id IS NOT NULL")
+    }
+    found_messages: dict[str, str] = {}
+    if messages:
+        found_messages = {
+            str(r["id"]): str(r["user_id"])
+            for r in log.fetch_all("SELECT id, user_id FROM messages WHERE user_id IS NOT NULL")
+        }
+    return RestoredIds(frozenset(users), conversations, found_messages)
+
+
+def _split(value: str) -> tuple[str | None, str]:
+    """``<key id>:<hash>`` -> (key id, hash); a plain hash has no key id."""
+    key_id, sep, digest = value.partition(":")
+    return (key_id, digest) if sep else (None, value)
+
+
+class _Hashes:
+    """Lazily built ``hash -> id`` tables, one per key."""
+
+    def __init__(self, ids: Iterable[str], keys: Mapping[str, bytes]) -> None:
+        self._ids = list(ids)
+        self._keys = keys
+        self._tables: dict[str, dict[str, str]] = {}
+
+    def lookup(self, value: str, default_keys: list[str]) -> str | None:
+        key_id, digest = _split(value)
+        for candidate in [key_id] if key_id is not None else default_keys:
+            if candidate not in self._keys:
+                continue
+            table = self._tables.get(candidate)
+            if table is None:
+                key = self._keys[candidate]
+                table = {ledger_hash(key, i): i for i in self._ids}
+                self._tables[candidate] = table
+            found = table.get(digest)
+            if found is not None:
+                return found
+        return None
+
+
+def match_ledger(
+    rows: list[LedgerRow],
+    restored: RestoredIds,
+    *,
+    keys: Mapping[str, MasterKey],
+    default_keys: list[str],
+) -> tuple[list[Forget], list[LedgerRow]]:
+    """Split ``rows`` into forgets to apply to the restored data and rows that matched none.
+
+    ``keys``: master keys by key id (the current data dir's and the backup's); a plain hash
+    is tried under ``default_keys``' in order, a ``<key id>:<hash>`` under its own.
+    """
+    hash_keys = {key_id: key.subkey(LEDGER_PURPOSE) for key_id, key in keys.items()}
+    users = _Hashes(restored.users, hash_keys)
+    conversations = _Hashes(restored.conversations, hash_keys)
+    messages = _Hashes(restored.messages, hash_keys)
+    forgets: list[Forget] = []
+    unmatched: list[LedgerRow] = []
+    for row in rows:
+        forget = _match(row, restored, users, conversations, messages, default_keys)
+        if forget is None:
+            unmatched.append(row)
+        elif forget not in forgets:
+            forgets.append(forget)
+    # Whole users first: their forget covers their conversations and messages.
+    forgets.sort(key=lambda f: {"user": 0, "conversation": 1, "message": 2}[f.grain])
+    return forgets, unmatched
+
+
+def _match(
+    row: LedgerRow,
+    restored: RestoredIds,
+    users: _Hashes,
+    conversations: _Hashes,
+    messages: _Hashes,
+    default_keys: list[str],
+) -> Forget | None:
+    if row.pending:  # raw ids
+        if row.grain == "user" and row.user_id in restored.users:
+            return Forget("user", row.user_id)
+        conversation, message = row.conversation_id, row.message_id
+        if row.grain == "conversation" and conversation is not None:
+            owner = restored.conversations.get(conversation)
+            if owner is None:
+                return None
+            return Forget("conversation", owner, conversation_id=conversation)
+        if row.grain == "message" and message is not None:
+            owner = restored.messages.get(message)
+            if owner is None:
+                return None
+            return Forget("message", owner, message_id=message)
+        return None
+    if row.grain == "user":
+        user = users.lookup(row.user_id, default_keys)
+        return None if user is None else Forget("user", user)
+    if row.grain == "conversation" and row.conversation_id is not None:
+        found = conversations.lookup(row.conversation_id, default_keys)
+        if found is None:
+            return None
+        return Forget("conversation", restored.conversations[found], conversation_id=found)
+    if row.grain == "message" and row.message_id is not None:
+        found = messages.lookup(row.message_id, default_keys)
+        if found is None:
+            return None
+        return Forget("message", restored.messages[found], message_id=found)
+    return None
+
+
+def carry_over(
+    conn: Any,
+    rows: list[LedgerRow],
+    *,
+    written_under: str,
+    restored_key: MasterKey,
+    now: float,
+) -> int:
+    """Copy unmatched ``rows`` into the restored ledger as closed rows; returns how many.
+
+    ``written_under``: the key id the source ledger's plain hashes were made with. Hashes
+    under ``restored_key`` are written plain (as the Forgetter writes them), others as
+    ``<key id>:<hash>``; a pending row's raw ids are hashed under ``restored_key``. Rows the
+    restored ledger already has are skipped.
+    """
+    restored_id = restored_key.key_id
+    hash_key = restored_key.subkey(LEDGER_PURPOSE)
+
+    def convert(value: str | None, pending: bool) -> str | None:
+        if value is None:
+            return None
+        if pending:
+            return ledger_hash(hash_key, value)
+        key_id, digest = _split(value)
+        key_id = key_id or written_under
+        return digest if key_id == restored_id else f"{key_id}:{digest}"
+
+    existing = {
+        (r["grain"], r["user_id"], r["conversation_id"], r["message_id"])
+        for r in conn.fetch_all(
+            "SELECT grain, user_id, conversation_id, message_id FROM forget_ledger "
+            "WHERE completed_at IS NOT NULL"
+        )
+    }
+    added = 0
+    with conn.transaction():
+        for row in rows:
+            values = (
+                row.grain,
+                convert(row.user_id, row.pending),
+                convert(row.conversation_id, row.pending),
+                convert(row.message_id, row.pending),
+            )
+            if values in existing:
+                continue
+            existing.add(values)
+            conn.execute(
+                "INSERT INTO forget_ledger (grain, user_id, conversation_id, message_id, "
+                "session_ids, requested_at, completed_at) VALUES (?, ?, ?, ?, '[]', ?, ?)",
+                (*values, row.requested_at, row.completed_at if row.completed_at else now),
+            )
+            added += 1
+    return added
