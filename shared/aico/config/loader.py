@@ -22,7 +22,15 @@ __all__ = ["Config", "load_config", "resolve_data_dir"]
 
 ENV_PREFIX = "AICO_"
 # Environment variables that are not configuration keys.
-_RESERVED_ENV = {"DATA_DIR", "CONFIG", "PASSPHRASE", "PASSPHRASE_FILE", "NEW_PASSPHRASE"}
+_RESERVED_ENV = {
+    "DATA_DIR",
+    "CONFIG",
+    "PASSPHRASE",
+    "PASSPHRASE_FILE",
+    "NEW_PASSPHRASE",
+    "CURRENT_PASSPHRASE",  # aico backup restore: the replaced data dir's, if it differs
+    "EXPORT_PASSPHRASE",  # aico export / import: the passphrase chosen for an export
+}
 
 
 def _load_defaults() -> dict[str, Any]:
