@@ -15,7 +15,7 @@ a score, as ``InMemoryStore`` returns them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,8 +25,9 @@ import numpy.typing as npt
 from aico.ai.memory.semantic.fts import match_expression, query_terms
 from aico.ai.memory.semantic.fusion import FusionConfig, fuse
 from aico.data.repositories._base import chunks
-from aico.errors import InvalidInput, NotFound, SemanticMemoryError
+from aico.errors import InvalidInput, NotFound
 from aico.integrations._filters import compile_filter
+from aico.integrations._vectors import VectorCache
 
 __all__ = [
     "IndexedText",
@@ -51,6 +52,7 @@ class Connection(Protocol):
 
     def execute(self, sql: str, params: Any = ...) -> Any: ...
     def fetch_all(self, sql: str, params: Any = ...) -> list[dict[str, Any]]: ...
+    def fetch_one(self, sql: str, params: Any = ...) -> dict[str, Any] | None: ...
     def fetch_value(self, sql: str, params: Any = ...) -> Any: ...
     def transaction(self) -> Any: ...
 
@@ -151,6 +153,7 @@ class StoreItems:
         self.dimension = dimension
         self.fusion = fusion or FusionConfig()
         self.candidates = candidates
+        self._vectors = VectorCache(conn, fingerprint, dimension)
 
     # -- reading --------------------------------------------------------------------
 
@@ -205,9 +208,8 @@ class StoreItems:
         want = q.offset + q.limit
         depth = max(self.candidates, 4 * want)
         bm25 = self._bm25(q.text, where, params, depth)
-        dense_all = self._dense(q.vector, where, params) if q.vector is not None else {}
-        dense = sorted(dense_all.items(), key=lambda kv: (-kv[1], kv[0]))[:depth]
-        fused = fuse(bm25, dense, self.fusion, dense_fill=dense_all)
+        dense, fill = self._dense(q, where, params, now, depth)
+        fused = fuse(bm25, dense, self.fusion, dense_fill=fill(key for key, _ in bm25))
         ranked: list[tuple[int, float | None]] = [(f.key, f.score) for f in fused]
         if len(ranked) < want:
             seen = {key for key, _ in ranked}
@@ -236,26 +238,45 @@ class StoreItems:
                 best[item] = score
         return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
 
-    def _dense(self, vector: FloatArray, where: str, params: list[Any]) -> dict[int, float]:
-        """Exact cosine of every candidate's best text with ``vector``."""
-        rows = self.conn.fetch_all(
-            f"SELECT t.item_id AS item, t.vector AS vector FROM {TEXTS} AS t "
-            f"JOIN {ITEMS} AS i ON i.id = t.item_id "
-            f"WHERE t.vector_fingerprint = ? AND {where}",
-            (self.fingerprint, *params),
-        )
-        if not rows:
-            return {}
-        dim = self.dimension
-        blob = b"".join(_check_blob(r["vector"], dim) for r in rows)
-        matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim)
-        scores = matrix @ np.asarray(vector, dtype=np.float32)
-        best: dict[int, float] = {}
-        for row, score in zip(rows, scores.tolist(), strict=True):
-            item = int(row["item"])
-            if item not in best or score > best[item]:
-                best[item] = float(score)
-        return best
+    def _dense(
+        self, q: ItemQuery, where: str, params: list[Any], now: float | None, n: int
+    ) -> tuple[list[tuple[int, float]], Callable[[Iterable[int]], dict[int, float]]]:
+        """Top ``n`` items by exact cosine of their best text, and the cosine of any others.
+
+        Over the cached vectors (``VectorCache``). Candidates come from SQL when a filter
+        or expiry narrows them; a namespace prefix and an owner are matched in memory.
+        """
+        snap = self._vectors.snapshot()
+        none: dict[int, float] = {}
+        if q.vector is None or not len(snap.items):
+            return [], lambda keys: none
+        if q.filter or now is not None:
+            ids = self.conn.fetch_all(f"SELECT i.id AS id FROM {ITEMS} AS i WHERE {where}", params)
+            mask = np.isin(snap.items, np.fromiter((int(r["id"]) for r in ids), dtype=np.int64))
+        else:
+            mask = snap.scope(namespace_text(q.prefix), q.user_id)
+        if not mask.any():
+            return [], lambda keys: none
+        # Score every row, then keep the candidates: cheaper than copying their rows out.
+        scores = (snap.matrix @ np.asarray(q.vector, dtype=np.float32))[mask]
+        owners = snap.items[mask]
+        order = np.argsort(-scores, kind="stable")
+        # The first occurrence of each item in descending order is its best text.
+        unique, first = np.unique(owners[order], return_index=True)
+        best = scores[order[first]]
+        top = np.argsort(-best, kind="stable")[:n]
+        ranked = list(zip(unique[top].tolist(), best[top].astype(float).tolist(), strict=True))
+
+        def fill(keys: Iterable[int]) -> dict[int, float]:
+            wanted = np.fromiter(keys, dtype=np.int64)
+            at = np.searchsorted(unique, wanted)
+            at = np.minimum(at, len(unique) - 1)
+            hit = unique[at] == wanted
+            return dict(
+                zip(wanted[hit].tolist(), best[at[hit]].astype(float).tolist(), strict=True)
+            )
+
+        return ranked, fill
 
     def _unranked(self, where: str, params: list[Any], seen: set[int], n: int) -> list[int]:
         """Candidates neither half ranked (nothing indexed), newest first, up to ``n``."""
@@ -306,20 +327,42 @@ class StoreItems:
         now: float,
         create_users: bool,
     ) -> None:
-        """Apply puts (``vectors[i]`` for ``puts[i].texts``) and TTL refreshes, atomically."""
+        """Apply puts (``vectors[i]`` for ``puts[i].texts``) and TTL refreshes, atomically.
+
+        When a put deleted or replaced indexed text, the FTS5 index is optimized in the same
+        transaction: a secure delete removes the rows, but a term can stay in the index's
+        b-tree keys until its segments are rewritten, and a deleted item's words must not.
+        """
         refresh_ids = list(dict.fromkeys(refresh))
         with self.conn.transaction():
             if refresh_ids:
                 self._refresh(refresh_ids, now)
+            removed = 0
             for put, vecs in zip(puts, vectors, strict=True):
                 if put.value is None:
+                    removed += self._texts_of(put.namespace, put.key)
                     self.conn.execute(
                         f"DELETE FROM {ITEMS} WHERE namespace = ? AND key = ?",
                         (namespace_text(put.namespace), put.key),
                     )
                     continue
                 self._ensure_user(put.user_id, create_users)
-                self._upsert(put, vecs, now)
+                removed += self._upsert(put, vecs, now)
+            if removed:
+                self._optimize()
+
+    def _texts_of(self, namespace: tuple[str, ...], key: str) -> int:
+        return int(
+            self.conn.fetch_value(
+                f"SELECT count(*) FROM {TEXTS} AS t JOIN {ITEMS} AS i ON i.id = t.item_id "
+                "WHERE i.namespace = ? AND i.key = ?",
+                (namespace_text(namespace), key),
+            )
+            or 0
+        )
+
+    def _optimize(self) -> None:
+        self.conn.execute(f"INSERT INTO {FTS} ({FTS}) VALUES ('optimize')")
 
     def _refresh(self, ids: list[int], now: float) -> None:
         for chunk in chunks(ids, _IN):
@@ -339,7 +382,8 @@ class StoreItems:
         elif self.conn.fetch_value("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is None:
             raise NotFound("no user with this user_id (the namespace names one)")
 
-    def _upsert(self, put: ItemPut, vectors: FloatArray | None, now: float) -> None:
+    def _upsert(self, put: ItemPut, vectors: FloatArray | None, now: float) -> int:
+        """Insert or replace one item; returns how many old texts it replaced."""
         ns = namespace_text(put.namespace)
         expires = None if put.ttl_minutes is None else now + put.ttl_minutes * 60.0
         fields = None if put.index_fields is None else json.dumps(list(put.index_fields))
@@ -357,8 +401,9 @@ class StoreItems:
                 f"SELECT id FROM {ITEMS} WHERE namespace = ? AND key = ?", (ns, put.key)
             )
         )
-        self.conn.execute(f"DELETE FROM {TEXTS} WHERE item_id = ?", (item_id,))
+        old = self.conn.execute(f"DELETE FROM {TEXTS} WHERE item_id = ?", (item_id,))
         self._insert_texts(item_id, put.texts, vectors)
+        return max(int(old.rowcount), 0)
 
     def _insert_texts(
         self, item_id: int, texts: Sequence[IndexedText], vectors: FloatArray | None
@@ -382,7 +427,10 @@ class StoreItems:
             result = self.conn.execute(
                 f"DELETE FROM {ITEMS} WHERE expires_at IS NOT NULL AND expires_at < ?", (now,)
             )
-        return max(int(result.rowcount), 0)
+            deleted = max(int(result.rowcount), 0)
+            if deleted:
+                self._optimize()
+        return deleted
 
     # -- re-embedding ---------------------------------------------------------------
 
@@ -402,8 +450,7 @@ class StoreItems:
             self.conn.execute(f"DELETE FROM {TEXTS} WHERE item_id = ?", (item_id,))
             self._insert_texts(item_id, texts, vectors)
 
-
-def _check_blob(blob: Any, dimension: int) -> bytes:
-    if not isinstance(blob, bytes | bytearray | memoryview) or len(blob) != 4 * dimension:
-        raise SemanticMemoryError(f"a stored item vector is not {dimension} float32 values")
-    return bytes(blob)
+    def optimize(self) -> None:
+        """Rewrite the FTS5 index (after re-embedding replaced every text)."""
+        with self.conn.transaction():
+            self._optimize()

@@ -113,6 +113,19 @@ def _leaves(value: Any) -> Iterator[str]:
         yield str(value)
 
 
+def _strings(value: Any) -> Iterator[str]:
+    """Every string of a JSON value, keys included."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
 def _index_texts(value: dict[str, Any], fields: Sequence[str]) -> tuple[IndexedText, ...]:
     """LangGraph's texts for ``fields`` (``get_text_at_path``), named like its stores do."""
     out: list[IndexedText] = []
@@ -476,6 +489,9 @@ class AicoStore(BaseStore):
             raise InvalidInput("value must be a mapping with string keys")
         text = check_json(value, "value")
         value = json.loads(text)  # what is stored is what is indexed
+        if any("\x00" in s for s in _strings(value)):
+            # JSON escapes it, but SQLite's text functions and FTS5 stop at a NUL.
+            raise InvalidInput("value must not contain NUL characters")
         fields = self._fields
         if fields is not None and op.index is not None:
             fields = None if op.index is False else self._paths(op.index)
@@ -514,6 +530,7 @@ class AicoStore(BaseStore):
                 vectors = self.encoder.encode([t.dense for t in texts])
                 self._items.reindex(item_id, texts, vectors)
                 done += 1
+            self._items.optimize()
 
     def sweep_ttl(self) -> int:
         """Delete every expired item now; returns how many."""
