@@ -16,7 +16,6 @@ from aico.errors import (
     DatabaseBusy,
     InvalidInput,
     NotFound,
-    QueryError,
     ReadOnly,
     StoreClosed,
 )
