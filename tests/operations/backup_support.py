@@ -50,9 +50,12 @@ def new_manager(data_dir: Path, cfg: Config | None = None) -> MemoryManager:
 
 
 def open_manager(data_dir: Path, cfg: Config | None = None, **kw: Any) -> MemoryManager:
-    return MemoryManager.open(
+    """Opened, with the dense index loaded (before that, search ranks by BM25 alone)."""
+    manager = MemoryManager.open(
         data_dir, passphrase=PASSPHRASE, config=cfg or config(), encoder=HashingEncoder(), **kw
     )
+    manager.semantic.wait_ready(60)
+    return manager
 
 
 def fill(manager: MemoryManager, user: str, tag: str, *, conversations: int = 2) -> list[str]:
@@ -81,9 +84,28 @@ def fill(manager: MemoryManager, user: str, tag: str, *, conversations: int = 2)
     return ids
 
 
-def hits(manager: MemoryManager, user: str, query: str, k: int = 50) -> list[tuple[str, float]]:
-    """Every hit as (segment id, score), sorted: exact, whatever the order of ties."""
-    return sorted((h.segment_id, round(h.score, 9)) for h in manager.search(user, query, k))
+class Hits:
+    """Search results compared as a set of segment ids with their scores (to 1e-5: the
+    dense index is approximate in float32), whatever the order of ties."""
+
+    def __init__(self, found: list[tuple[str, float]]) -> None:
+        self.scores = dict(found)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Hits) or self.scores.keys() != other.scores.keys():
+            return False
+        return all(abs(v - other.scores[k]) < 1e-5 for k, v in self.scores.items())
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __repr__(self) -> str:
+        return f"Hits({sorted(self.scores.items())})"
+
+
+def hits(manager: MemoryManager, user: str, query: str, k: int = 50) -> Hits:
+    """Every hit of ``user`` for ``query`` (up to ``k``)."""
+    return Hits([(h.segment_id, h.score) for h in manager.search(user, query, k)])
 
 
 def tree_digest(root: Path, *, skip: tuple[str, ...] = ("locks",)) -> dict[str, str]:
@@ -103,3 +125,8 @@ def flip_byte(path: Path, offset: int) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def lexical(manager: MemoryManager, user: str, marker: str) -> list[str]:
+    """Segments whose words match ``marker`` (BM25 only: dense search always answers)."""
+    return [h.segment_id for h in manager.search(user, marker, 10, mode="bm25")]

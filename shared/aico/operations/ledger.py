@@ -7,15 +7,18 @@ recognise an id without keeping it.
 
 A restore reads the ledger of the data dir it replaces (the *current* one) and, before the
 swap, matches every row against the ids the restored data holds (users, conversations,
-messages): a hash is compared under the current data dir's key and under the backup's (rows
-written before a master-key rotation are hashed under the older key, which is the backup's
-when the backup predates the rotation); a pending row carries its ids as they are. Every
-match is forgotten again in the restored data through the ``MemoryManager``'s own
-``forget``, so every store is cleaned as by the original forget, and records a fresh row.
-Every row that matched nothing is copied into the restored ledger, so a later restore of
-an even older backup still applies it: a hash made under another key than the restored data
-dir's is written ``<key id>:<hash>`` (the id of the key it was made with), which this
-module reads back; the Forgetter itself never reads closed rows.
+messages). A hash is tried under every key the restore knows: the current data dir's
+master key and the backup's (rows closed before a master-key rotation are hashed under the
+older key, which is the backup's when the backup predates the rotation). A pending row
+carries its ids as they are. Every match is forgotten again in the restored data through
+the ``MemoryManager``'s own ``forget``, so every store is cleaned as by the original
+forget, which records a fresh row. Every row that matched nothing is copied into the
+restored ledger, so a later restore of an even older backup applies it too.
+
+What cannot be matched: a row hashed under a key that is neither of the two (the data dir
+was rotated again after the forget, and the backup is older than both rotations). The
+Forgetter derives its hash key from the master key; a key of its own, kept in the
+conversations database (rekeyed with it, never rotated), would close that gap.
 """
 
 from __future__ import annotations
@@ -132,12 +135,6 @@ def restored_ids(core: Any, log: Any, *, messages: bool) -> RestoredIds:
     return RestoredIds(frozenset(users), conversations, found_messages)
 
 
-def _split(value: str) -> tuple[str | None, str]:
-    """``<key id>:<hash>`` -> (key id, hash); a plain hash has no key id."""
-    key_id, sep, digest = value.partition(":")
-    return (key_id, digest) if sep else (None, value)
-
-
 class _Hashes:
     """Lazily built ``hash -> id`` tables, one per key."""
 
@@ -146,16 +143,12 @@ class _Hashes:
         self._keys = keys
         self._tables: dict[str, dict[str, str]] = {}
 
-    def lookup(self, value: str, default_keys: list[str]) -> str | None:
-        key_id, digest = _split(value)
-        for candidate in [key_id] if key_id is not None else default_keys:
-            if candidate not in self._keys:
-                continue
-            table = self._tables.get(candidate)
+    def lookup(self, digest: str) -> str | None:
+        for key_id, key in self._keys.items():
+            table = self._tables.get(key_id)
             if table is None:
-                key = self._keys[candidate]
                 table = {ledger_hash(key, i): i for i in self._ids}
-                self._tables[candidate] = table
+                self._tables[key_id] = table
             found = table.get(digest)
             if found is not None:
                 return found
@@ -166,22 +159,21 @@ def match_ledger(
     rows: list[LedgerRow],
     restored: RestoredIds,
     *,
-    keys: Mapping[str, MasterKey],
-    default_keys: list[str],
+    keys: Iterable[MasterKey],
 ) -> tuple[list[Forget], list[LedgerRow]]:
     """Split ``rows`` into forgets to apply to the restored data and rows that matched none.
 
-    ``keys``: master keys by key id (the current data dir's and the backup's); a plain hash
-    is tried under ``default_keys``' in order, a ``<key id>:<hash>`` under its own.
+    ``keys``: the master keys a closed row's hashes are tried under (the current data
+    dir's and the backup's).
     """
-    hash_keys = {key_id: key.subkey(LEDGER_PURPOSE) for key_id, key in keys.items()}
+    hash_keys = {key.key_id: key.subkey(LEDGER_PURPOSE) for key in keys}
     users = _Hashes(restored.users, hash_keys)
     conversations = _Hashes(restored.conversations, hash_keys)
     messages = _Hashes(restored.messages, hash_keys)
     forgets: list[Forget] = []
     unmatched: list[LedgerRow] = []
     for row in rows:
-        forget = _match(row, restored, users, conversations, messages, default_keys)
+        forget = _match(row, restored, users, conversations, messages)
         if forget is None:
             unmatched.append(row)
         elif forget not in forgets:
@@ -197,7 +189,6 @@ def _match(
     users: _Hashes,
     conversations: _Hashes,
     messages: _Hashes,
-    default_keys: list[str],
 ) -> Forget | None:
     if row.pending:  # raw ids
         if row.grain == "user" and row.user_id in restored.users:
@@ -215,47 +206,34 @@ def _match(
             return Forget("message", owner, message_id=message)
         return None
     if row.grain == "user":
-        user = users.lookup(row.user_id, default_keys)
+        user = users.lookup(row.user_id)
         return None if user is None else Forget("user", user)
     if row.grain == "conversation" and row.conversation_id is not None:
-        found = conversations.lookup(row.conversation_id, default_keys)
+        found = conversations.lookup(row.conversation_id)
         if found is None:
             return None
         return Forget("conversation", restored.conversations[found], conversation_id=found)
     if row.grain == "message" and row.message_id is not None:
-        found = messages.lookup(row.message_id, default_keys)
+        found = messages.lookup(row.message_id)
         if found is None:
             return None
         return Forget("message", restored.messages[found], message_id=found)
     return None
 
 
-def carry_over(
-    conn: Any,
-    rows: list[LedgerRow],
-    *,
-    written_under: str,
-    restored_key: MasterKey,
-    now: float,
-) -> int:
+def carry_over(conn: Any, rows: list[LedgerRow], *, restored_key: MasterKey, now: float) -> int:
     """Copy unmatched ``rows`` into the restored ledger as closed rows; returns how many.
 
-    ``written_under``: the key id the source ledger's plain hashes were made with. Hashes
-    under ``restored_key`` are written plain (as the Forgetter writes them), others as
-    ``<key id>:<hash>``; a pending row's raw ids are hashed under ``restored_key``. Rows the
-    restored ledger already has are skipped.
+    Closed rows keep their hashes; a pending row's raw ids are hashed under
+    ``restored_key`` (as the restored data dir's Forgetter would). Rows the restored ledger
+    already holds are skipped.
     """
-    restored_id = restored_key.key_id
     hash_key = restored_key.subkey(LEDGER_PURPOSE)
 
     def convert(value: str | None, pending: bool) -> str | None:
-        if value is None:
-            return None
-        if pending:
-            return ledger_hash(hash_key, value)
-        key_id, digest = _split(value)
-        key_id = key_id or written_under
-        return digest if key_id == restored_id else f"{key_id}:{digest}"
+        if value is None or not pending:
+            return value
+        return ledger_hash(hash_key, value)
 
     existing = {
         (r["grain"], r["user_id"], r["conversation_id"], r["message_id"])
@@ -279,7 +257,7 @@ def carry_over(
             conn.execute(
                 "INSERT INTO forget_ledger (grain, user_id, conversation_id, message_id, "
                 "session_ids, requested_at, completed_at) VALUES (?, ?, ?, ?, '[]', ?, ?)",
-                (*values, row.requested_at, row.completed_at if row.completed_at else now),
+                (*values, row.requested_at, row.completed_at or now),
             )
             added += 1
     return added

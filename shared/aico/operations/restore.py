@@ -344,44 +344,30 @@ def _finish_staging(
                 store.connection("conversations"),
                 messages=any(r.grain == "message" for r in rows),
             )
-            keys = {master.key_id: master}
-            if current_master is not None:
-                keys[current_master.key_id] = current_master
-            order = [k for k in (current_master, master) if k is not None]
-            forgets, unmatched = ledger.match_ledger(
-                rows, restored, keys=keys, default_keys=[k.key_id for k in order]
-            )
+            keys = [k for k in (current_master, master) if k is not None]
+            forgets, unmatched = ledger.match_ledger(rows, restored, keys=keys)
         semantic_in_use = bool(
             store.connection("core").fetch_value(
                 "SELECT count(*) FROM sqlite_master WHERE name = 'semantic_model'"
             )
         )
         if not forgets:
-            carried = _carry(store, unmatched, current_master, master)
+            carried = _carry(store, unmatched)
             store.close()
             if semantic_in_use:
                 _write_marker(DataDir(staging).index_rebuild_marker, master.key_id)
             return 0, carried, semantic_in_use
-        applied, carried = _reapply(store, forgets, unmatched, current_master, config, encoder)
+        applied, carried = _reapply(store, forgets, unmatched, config, encoder)
         return applied, carried, False
     finally:
         store.close()
 
 
-def _carry(
-    store: DataStore,
-    rows: list[ledger.LedgerRow],
-    current_master: MasterKey | None,
-    master: MasterKey,
-) -> int:
-    if not rows or current_master is None:
+def _carry(store: DataStore, rows: list[ledger.LedgerRow]) -> int:
+    if not rows:
         return 0
     return ledger.carry_over(
-        store.connection("conversations"),
-        rows,
-        written_under=current_master.key_id,
-        restored_key=master,
-        now=time.time(),
+        store.connection("conversations"), rows, restored_key=store.master_key, now=time.time()
     )
 
 
@@ -389,7 +375,6 @@ def _reapply(
     store: DataStore,
     forgets: list[ledger.Forget],
     unmatched: list[ledger.LedgerRow],
-    current_master: MasterKey | None,
     config: Config,
     encoder: Encoder | None,
 ) -> tuple[int, int]:
@@ -419,7 +404,7 @@ def _reapply(
             except NotFound:
                 continue  # already gone with a whole user forgotten before it
             applied += 1
-        carried = _carry(store, unmatched, current_master, store.master_key)
+        carried = _carry(store, unmatched)
     finally:
         manager.close()
     return applied, carried
