@@ -191,6 +191,21 @@ def _holds(fact: Fact, filters: Mapping[str, Any]) -> bool:
     return True
 
 
+def _check_filters(filters: Mapping[str, Any]) -> None:
+    """Refuse a malformed filter up front, also when there is nothing to filter yet."""
+    for key, condition in filters.items():
+        if key in ("AND", "OR", "NOT"):
+            if not isinstance(condition, list) or not all(
+                isinstance(c, Mapping) for c in condition
+            ):
+                raise InvalidInput(f"{key} takes a list of filter mappings")
+            for sub in condition:
+                _check_filters(sub)
+        elif isinstance(condition, Mapping):
+            for op, target in condition.items():
+                _op(None, op, target)
+
+
 def _op(value: Any, op: str, target: Any) -> bool:
     if op not in _OPS:
         raise InvalidInput(f"filter operators are {', '.join(_OPS)}")
@@ -570,6 +585,8 @@ class Memory:
         """The mem0 memories of the ids (a user's, or every user's for agent/run ids)."""
         if all(v is None for v in ids.values()):
             raise InvalidInput("give user_id, agent_id or run_id (directly or in filters)")
+        if filters:
+            _check_filters(filters)
         user = ids["user_id"]
         if user is not None:
             facts = self._facts.list(user, category=CATEGORY, limit=_MAX_MEMORIES)
