@@ -58,13 +58,22 @@ def _coerce(key: str, default: Any, value: Any) -> Any:
     raise ConfigError(f"config key {key!r} must be {_type_name(default)}, got {_type_name(value)}")
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any], prefix: str = "") -> None:
+def _merge(
+    base: dict[str, Any],
+    override: Mapping[str, Any],
+    prefix: str = "",
+    refused: Mapping[str, str] | None = None,
+) -> None:
+    """``refused``: dotted keys aico deliberately does not honour -> why (``[refused]``)."""
     for name, value in override.items():
         key = f"{prefix}{name}"
         if name not in base:
+            why = (refused or {}).get(key)
+            if why:
+                raise ConfigError(f"config key {key!r} is not supported: {why}")
             raise ConfigError(f"unknown config key {key!r}")
         if isinstance(base[name], dict):
-            _merge(base[name], _coerce(key, base[name], value), f"{key}.")
+            _merge(base[name], _coerce(key, base[name], value), f"{key}.", refused)
         else:
             base[name] = _coerce(key, base[name], value)
 
@@ -143,6 +152,7 @@ def load_config(
     """Merge defaults ← user file (``path`` / ``AICO_CONFIG`` / platform dir) ← env ← overrides."""
     env = os.environ if env is None else env
     values = _load_defaults()
+    refused = {str(k): str(v) for k, v in values.pop("refused", {}).items()}
     sources: list[Path] = []
     user_path = Path(path) if path is not None else _user_config_path(env)
     if user_path is not None:
@@ -153,11 +163,11 @@ def load_config(
             raise ConfigError(f"config file {user_path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {user_path} is not valid TOML: {exc}") from None
-        _merge(values, data)
+        _merge(values, data, refused=refused)
         sources.append(user_path)
-    _merge(values, _env_overrides(env))
+    _merge(values, _env_overrides(env), refused=refused)
     if overrides:
-        _merge(values, overrides)
+        _merge(values, overrides, refused=refused)
     return Config(values, tuple(sources))
 
 

@@ -44,7 +44,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -76,7 +76,7 @@ from aico.errors import (
     StoreClosed,
 )
 
-__all__ = ["EncryptedLibSQLConnection", "ExecResult"]
+__all__ = ["EncryptedLibSQLConnection", "ExecResult", "StatementObserver", "set_statement_observer"]
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,21 @@ _WRITE_VERB = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # a write refused
+
+
+StatementObserver = Callable[[str, float], None]
+_observer: StatementObserver | None = None
+
+
+def set_statement_observer(observer: StatementObserver | None) -> None:
+    """Call ``observer(sql, seconds)`` after every ``execute``/``fetch_*`` statement of every
+    connection of this process (``aico.operations.monitoring``: slow-statement logging).
+
+    It gets the SQL text only, never the parameters, and must not raise. None (the
+    default) removes it; then each statement costs one global read.
+    """
+    global _observer
+    _observer = observer
 
 
 @dataclass(frozen=True)
@@ -506,10 +521,14 @@ class EncryptedLibSQLConnection:
             return self._execute(sql, params)
 
     def _execute(self, sql: str, params: Params) -> ExecResult:
+        observer = _observer
+        started = time.perf_counter() if observer is not None else 0.0
         cursor = self._run(self._require_writer(), sql, params)
         with self._guard():
             result = ExecResult(cursor.rowcount, cursor.lastrowid)
         self._close_cursor(cursor)
+        if observer is not None:
+            observer(sql, time.perf_counter() - started)
         return result
 
     def execute_many(self, sql: str, seq_of_params: Iterable[Params]) -> int:
@@ -560,13 +579,22 @@ class EncryptedLibSQLConnection:
 
     def fetch_all(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         """All rows as dicts keyed by column name."""
+        observer = _observer
+        started = time.perf_counter() if observer is not None else 0.0
         with self._read_conn() as conn:
-            return self._rows(self._run(conn, sql, params))
+            rows = self._rows(self._run(conn, sql, params))
+        if observer is not None:
+            observer(sql, time.perf_counter() - started)
+        return rows
 
     def fetch_one(self, sql: str, params: Params = ()) -> dict[str, Any] | None:
         """The first row as a dict, or None."""
+        observer = _observer
+        started = time.perf_counter() if observer is not None else 0.0
         with self._read_conn() as conn:
             rows = self._rows(self._run(conn, sql, params), first_only=True)
+        if observer is not None:
+            observer(sql, time.perf_counter() - started)
         return rows[0] if rows else None
 
     def fetch_value(self, sql: str, params: Params = ()) -> Any:
