@@ -39,13 +39,15 @@ def config(**backup: Any) -> Config:
     return load_config(env={}, overrides=overrides)
 
 
-def new_manager(data_dir: Path, cfg: Config | None = None) -> MemoryManager:
+def new_manager(
+    data_dir: Path, cfg: Config | None = None, *, users: tuple[str, ...] = (ALICE, BOB)
+) -> MemoryManager:
     manager = MemoryManager.initialize(
         data_dir, PASSPHRASE, config=cfg or config(), encoder=HashingEncoder()
     )
-    users = UserService(manager.store.connection("core"))
-    users.create_user("Alice", user_id=ALICE)
-    users.create_user("Bob", user_id=BOB)
+    service = UserService(manager.store.connection("core"))
+    for user in users:
+        service.create_user(user.title(), user_id=user)
     return manager
 
 
