@@ -325,6 +325,17 @@ def test_a_store_held_elsewhere_is_diagnosed_without_reading_chroma(data):
     assert any("another process" in n or "open" in n for n in notes), notes
 
 
+def test_a_repair_refuses_while_the_data_dir_is_open_elsewhere(data):
+    from aico.errors import StoreBusy
+
+    with open_manager(data) as manager, pytest.raises(StoreBusy) as caught:
+        manager.store.connection("conversations").execute(
+            "UPDATE session_metadata SET message_count = 99 WHERE session_id = 's1'"
+        )
+        run_doctor(data, repair=True)
+    assert caught.value.pids == (os.getpid(),)
+
+
 def test_the_fts_rescue_refuses_while_the_file_is_open(data):
     from aico.errors import StoreBusy
     from aico.operations._fts_rescue import rescue_fts

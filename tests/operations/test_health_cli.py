@@ -8,7 +8,11 @@ CLI with the real MiniLM (slow).
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -93,6 +97,49 @@ def test_maintenance_dry_run_reports_and_writes_nothing(data, env):
     assert refused.exit_code == 1 and "--read-only" in refused.output
     unknown = run(env, "maintenance", "run", "nonsense")
     assert unknown.exit_code == 2
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_health_and_doctor_on_read_only_media(data, request):
+    """As a user who may write nothing there (``setpriv`` to nobody, every dir read-only)."""
+    home = Path(tempfile.mkdtemp(prefix="aico-media-"))  # pytest's tmp dirs are 0700
+    request.addfinalizer(lambda: shutil.rmtree(home, ignore_errors=True))
+    home.chmod(0o755)
+    media = home / "media"
+    shutil.copytree(data, media)
+    for path in [media, *media.rglob("*")]:
+        os.chown(path, 65534, 65534)
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    before = tree_hashes(media)
+    env = {
+        **cli_env(media, home / "no-cache"),
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+    }
+    for args in (["health", "--json"], ["doctor", "--json"]):
+        proc = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "aico.cli",
+                "--read-only",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        json.loads(proc.stdout)
+    assert tree_hashes(media) == before
+    assert {p.name for p in media.rglob("*")} == {p.name for p in data.rglob("*")}
 
 
 @pytest.mark.slow

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aico.ai.memory.stores import configured_encoder, open_data_store
 from aico.config import Config, load_config, resolve_data_dir
-from aico.errors import IntegrityError, KeyFileError, ReadOnly
+from aico.errors import IntegrityError, KeyFileError, ReadOnly, StoreBusy
 from aico.layout import DataDir
 from aico.operations._doctor_checks import CHECKS, Finding, Probe, Status
 from aico.operations._doctor_repair import (
@@ -156,6 +156,7 @@ def doctor(
     before = _diagnose(layout, **kwargs)
     if not repair or not any(f.status != "ok" for f in before) or _key_problem(before):
         return DoctorReport(str(layout.root), tuple(before), took_s=time.perf_counter() - started)
+    _require_alone(layout, config=config, passphrase=passphrase, env=env, interactive=interactive)
     actions: list[RepairAction] = []
     current = before
     broken = broken_databases(layout, current)
@@ -178,6 +179,26 @@ def doctor(
         tuple(after),
         took_s=time.perf_counter() - started,
     )
+
+
+def _require_alone(layout: DataDir, **open_kwargs: Any) -> None:
+    """``StoreBusy`` (naming the pids) while another store has the data dir open.
+
+    A repair moves working memory aside, rebuilds Chroma (which one process owns) and may
+    restore a backup: a running service would keep writing to what is replaced under it.
+    """
+    store = open_data_store(layout, read_only=True, **open_kwargs)
+    try:
+        others = store.other_holders()
+    finally:
+        store.close()
+    if others:
+        pids = ", ".join(str(p) for p in others)
+        raise StoreBusy(
+            f"the data dir {layout.root} is open in another process (pid {pids}); stop it "
+            "(the service, another aico command) before 'aico doctor --repair'",
+            pids=others,
+        )
 
 
 def _key_problem(findings: list[Finding]) -> bool:
