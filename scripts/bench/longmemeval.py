@@ -139,7 +139,17 @@ def session_ranking(
         day_end = question.question_date.replace(hour=0, minute=0) + timedelta(days=1)
         end = day_end.timestamp()
     started = time.perf_counter()
-    hits = store.search(USER, question.question, k=segment_k, mode=mode, end=end)  # type: ignore[arg-type]
+    # The question's date is the query's time: relative expressions ("last Saturday", "two
+    # weeks ago") resolve against it, as a companion's clock would (session dates are
+    # naive local times at ingest, so the naive question date is read the same way).
+    hits = store.search(
+        USER,
+        question.question,
+        k=segment_k,
+        mode=mode,  # type: ignore[arg-type]
+        end=end,
+        now=question.question_date,
+    )
     elapsed = time.perf_counter() - started
     ranked: list[str] = []
     for hit in hits:

@@ -200,6 +200,7 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
     migrator = Migrator(sem_core, "core")
     steps = migrator.downgrade(schema="semantic", to=0)
     assert [(s.schema, s.version, s.direction) for s in steps] == [
+        ("semantic", 3, "down"),
         ("semantic", 2, "down"),
         ("semantic", 1, "down"),
     ]
@@ -208,7 +209,11 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
         for r in sem_core.fetch_all("SELECT name FROM sqlite_master WHERE name LIKE 'semantic%'")
     }
     assert tables == set()
-    assert [(s.schema, s.version) for s in migrator.upgrade()] == [("semantic", 1), ("semantic", 2)]
+    assert [(s.schema, s.version) for s in migrator.upgrade()] == [
+        ("semantic", 1),
+        ("semantic", 2),
+        ("semantic", 3),
+    ]
     assert sem_core.fetch_value("SELECT value FROM semantic_settings") is not None
 
 

@@ -196,9 +196,13 @@ def test_add_messages_uses_the_segmentation(sem_store: SemanticMemoryStore) -> N
     hit = sem_store.search("alice", "ridge trail", k=1, mode="dense")[0]
     assert hit.text.startswith("user: Where should I hike")
     assert hit.roles == ("assistant", "user") and hit.session_id == "s9"
-    # Default: BM25 sees only the user's words.
-    assert sem_store.search("alice", "ridge trail", mode="bm25") == []
-    assert [h.segment_id for h in sem_store.search("alice", "hike", mode="bm25")] == [ids[0]]
+    # Default: the first BM25 sees only the user's words; the assistant's are found by the
+    # second one, over every party's words (semantic_fts_full).
+    (found,) = sem_store.search("alice", "ridge trail", mode="bm25")
+    assert found.segment_id == ids[0]
+    assert found.bm25_rank is None and found.bm25_full_rank == 1
+    (found,) = sem_store.search("alice", "hike", mode="bm25")
+    assert found.segment_id == ids[0] and found.bm25_rank == 1 and found.bm25_full_rank == 1
 
 
 def test_unknown_user_and_duplicate_ids_are_refused(sem_store: SemanticMemoryStore) -> None:

@@ -33,6 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from aico.ai.embeddings import Encoder
+from aico.ai.memory.semantic import timeparse
 from aico.ai.memory.semantic._chroma import ChromaIndex, ChromaLocation
 from aico.ai.memory.semantic._conn import Connection
 from aico.ai.memory.semantic._holder import IndexHolder
@@ -68,6 +69,7 @@ class StoreCore:
         *,
         fts_tokenizer: str | None,
         read_only: bool = False,
+        full_fts: bool = False,
     ) -> None:
         self.conn = conn
         self.keys = keys
@@ -75,6 +77,8 @@ class StoreCore:
         self.location = location
         self.read_only = read_only
         self.fts_tokenizer = fts_tokenizer
+        #: True when ``semantic_fts_full`` exists (schema version 3).
+        self.full_fts = full_fts
         self.encoder = encoder
         self.model = state.model
         self.mismatch = state.mismatch
@@ -129,9 +133,14 @@ class StoreCore:
         self.mismatch = None
 
     def warm_up(self) -> None:
-        """Embed one query on a background thread, so the first search does not load the model."""
+        """Embed one query on a background thread, so the first search does not load the model.
+
+        The time-expression parser loads its language data there too (~0.4 s on first use).
+        """
         self._warmer = ThreadPoolExecutor(1, thread_name_prefix="aico-embed")
         self._warmer.submit(self.encoder.encode_query, "warm up")
+        if self.config.fusion.time_weight > 0.0:
+            self._warmer.submit(timeparse.warm_up)
 
     def close(self) -> None:
         """Stop the threads, close Chroma and release the index hold. Idempotent."""

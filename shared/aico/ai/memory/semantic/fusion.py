@@ -49,21 +49,32 @@ K = TypeVar("K", bound=Hashable)
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """How the two lists are combined; ``bm25_weight`` in ``[0, 1]``, dense gets the rest."""
+    """How the lists are combined.
+
+    ``bm25_weight`` in ``[0, 1]`` is the lexical share, dense gets the rest. ``full_share``
+    in ``[0, 1]`` is the part of the lexical share that goes to the BM25 over every party's
+    words (``full``, the store's ``semantic_fts_full``); the BM25 over the ``fts_roles``
+    words gets the rest. ``time_weight`` is what a segment inside the query's time window
+    adds to the combined z-score (``zscore``; a share of the best score for the others),
+    scaled by ``time_boost`` outside it.
+    """
 
     method: FusionMethod = "zscore"
-    bm25_weight: float = 0.6
+    bm25_weight: float = 0.8
     rrf_k: int = 60
+    full_share: float = 0.35
+    time_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in get_args(FusionMethod):
             raise ConfigError(f"semantic.fusion.method must be one of {get_args(FusionMethod)}")
-        weight = self.bm25_weight
-        if isinstance(weight, bool) or not isinstance(weight, int | float):
-            raise ConfigError("semantic.fusion.bm25_weight must be a number")
-        if not 0.0 <= float(weight) <= 1.0:
-            raise ConfigError("semantic.fusion.bm25_weight must be between 0 and 1")
-        object.__setattr__(self, "bm25_weight", float(weight))
+        for name, high in (("bm25_weight", 1.0), ("full_share", 1.0), ("time_weight", 10.0)):
+            weight = getattr(self, name)
+            if isinstance(weight, bool) or not isinstance(weight, int | float):
+                raise ConfigError(f"semantic.fusion.{name} must be a number")
+            if not 0.0 <= float(weight) <= high:
+                raise ConfigError(f"semantic.fusion.{name} must be between 0 and {high:g}")
+            object.__setattr__(self, name, float(weight))
         if isinstance(self.rrf_k, bool) or not isinstance(self.rrf_k, int) or self.rrf_k < 0:
             raise ConfigError("semantic.fusion.rrf_k must be a non-negative integer")
 
@@ -87,6 +98,9 @@ class FusedResult(Generic[K]):
     bm25_score: float | None
     dense_rank: int | None
     dense_score: float | None
+    full_rank: int | None = None
+    full_score: float | None = None
+    time_boost: float = 0.0
 
 
 @dataclass
@@ -107,31 +121,40 @@ def fuse(
     bm25_fill: Mapping[K, float] | None = None,
     dense_fill: Mapping[K, float] | None = None,
     bm25_missing: float | None = 0.0,
+    full: Sequence[tuple[K, float]] = (),
+    boosts: Mapping[K, float] | None = None,
 ) -> list[FusedResult[K]]:
-    """Fuse two ranked lists of ``(key, score)`` (best first, higher score = better).
+    """Fuse ranked lists of ``(key, score)`` (best first, higher score = better).
 
     ``bm25_fill`` / ``dense_fill`` give scores of candidates absent from that list (they get
     no rank); ``bm25_missing`` is the BM25 score of a candidate with neither (see the
-    module docstring). Returns every candidate of either list, best first; ties break on
-    the best rank in either list, then on the BM25 rank, so the order is deterministic.
+    module docstring), also for ``full``, the optional second BM25 list. ``boosts`` maps
+    candidates to a time boost in ``[0, 1]`` (weighted by ``time_weight``). Returns every
+    candidate of any list, best first; ties break on the best rank in any list, then on
+    the BM25 rank, so the order is deterministic.
     """
     cfg = config or FusionConfig()
     if bm25_missing is not None:
         bm25_missing = _finite(bm25_missing)
-    b_list, d_list = _dedupe(bm25), _dedupe(dense)
-    w_b = cfg.bm25_weight if b_list else 0.0
+    b_list, f_list, d_list = _dedupe(bm25), _dedupe(full), _dedupe(dense)
+    # The lexical share splits between the two BM25 lists; an empty one gives its part away.
+    share = cfg.full_share if b_list and f_list else (1.0 if f_list else 0.0)
+    lexical = cfg.bm25_weight if b_list or f_list else 0.0
+    w_b, w_f = lexical * (1.0 - share), lexical * share
     w_d = cfg.dense_weight if d_list else 0.0
-    total = w_b + w_d
+    total = w_b + w_f + w_d
     if total == 0.0:
-        # Both weights on an empty list (e.g. bm25_weight=1 and no BM25 match): use what exists.
-        w_b, w_d = float(bool(b_list)), float(bool(d_list))
-        total = w_b + w_d
+        # All weight on empty lists (e.g. bm25_weight=1 and no BM25 match): use what exists.
+        w_b, w_f, w_d = float(bool(b_list)), float(bool(f_list)), float(bool(d_list))
+        total = w_b + w_f + w_d
     if total == 0.0:
         return []
-    keys = list(dict.fromkeys([key for key, _ in b_list] + [key for key, _ in d_list]))
+    keys = list(dict.fromkeys(key for part in (b_list, f_list, d_list) for key, _ in part))
     b = _signal(b_list, w_b / total, keys, bm25_fill, bm25_missing)
+    f = _signal(f_list, w_f / total, keys, None, bm25_missing)
     d = _signal(d_list, w_d / total, keys, dense_fill, None)
-    signals = [s for s in (b, d) if s.ranked]
+    signals = [s for s in (b, f, d) if s.ranked and s.weight > 0.0]
+    boost = {key: _finite(boosts.get(key, 0.0)) for key in keys} if boosts else {}
 
     if cfg.method == "rrf":
         best = sum(s.weight for s in signals) / (cfg.rrf_k + 1)
@@ -144,10 +167,23 @@ def fuse(
         scores = {key: sum(w * norm[key] for w, norm in norms) for key in keys}
     else:
         norms = [(s.weight, _zscores(s.score)) for s in signals]
-        scores = {key: _normal_cdf(sum(w * norm[key] for w, norm in norms)) for key in keys}
+        scores = {
+            key: _normal_cdf(
+                sum(w * norm[key] for w, norm in norms) + cfg.time_weight * boost.get(key, 0.0)
+            )
+            for key in keys
+        }
+    if boost and cfg.method != "zscore" and cfg.time_weight > 0.0:
+        # Bounded scores: the boost lifts a candidate toward 1 by its share of the gap.
+        lift = min(1.0, cfg.time_weight / (1.0 + cfg.time_weight))
+        scores = {key: v + lift * boost[key] * (1.0 - v) for key, v in scores.items()}
 
     def order(key: K) -> tuple[float, int, int]:
-        ranks = (b.rank.get(key, len(b_list) + 1), d.rank.get(key, len(d_list) + 1))
+        ranks = (
+            b.rank.get(key, len(b_list) + 1),
+            d.rank.get(key, len(d_list) + 1),
+            f.rank.get(key, len(f_list) + 1),
+        )
         return (-scores[key], min(ranks), ranks[0])
 
     return [
@@ -158,6 +194,9 @@ def fuse(
             bm25_score=b.score.get(key),
             dense_rank=d.rank.get(key),
             dense_score=d.score.get(key),
+            full_rank=f.rank.get(key),
+            full_score=f.score.get(key),
+            time_boost=boost.get(key, 0.0),
         )
         for key in sorted(keys, key=order)
     ]

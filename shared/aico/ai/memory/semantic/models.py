@@ -4,9 +4,10 @@ Two small rows of the core database decide whether a store may search and index 
 ``semantic_model`` (the model of every stored vector, plus the target of an unfinished
 re-embedding) and ``semantic_settings`` (the FTS5 tokenizer the index was built with).
 Opening checks the configured encoder against the first and the configured tokenizer against
-the second. These checks are kept apart from the read and write paths because they run once,
-when a store opens, and because they are the only place that decides between "use the
-vectors", "adopt a new model" (nothing embedded yet) and "refuse until ``reembed``".
+the second (from schema version 3 also ``semantic_fts_full``'s own row). These checks are
+kept apart from the read and write paths because they run once, when a store opens, and
+because they are the only place that decides between "use the vectors", "adopt a new model"
+(nothing embedded yet) and "refuse until ``reembed``".
 
 A read-only open makes the same decision without writing it down: it registers no model,
 adopts nothing and leaves the FTS table as it was built (``check_model(write=False)``,
@@ -21,7 +22,14 @@ from dataclasses import dataclass
 from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic._conn import Connection
 from aico.ai.memory.semantic.fts import fts_create_statement
-from aico.ai.memory.semantic.schema import FTS_FILL_SQL, FTS_SECURE_DELETE_SQL, FTS_TABLE
+from aico.ai.memory.semantic.schema import (
+    FTS_FILL_SQL,
+    FTS_FULL_FILL_SQL,
+    FTS_FULL_SECURE_DELETE_SQL,
+    FTS_FULL_TABLE,
+    FTS_SECURE_DELETE_SQL,
+    FTS_TABLE,
+)
 from aico.ai.memory.semantic.types import ModelInfo
 from aico.errors import SemanticMemoryError
 
@@ -29,6 +37,7 @@ __all__ = [
     "ModelState",
     "apply_tokenizer",
     "check_model",
+    "has_full_fts",
     "model_of",
     "require_schema",
     "set_target",
@@ -140,17 +149,41 @@ def stored_tokenizer(conn: Connection) -> str | None:
     return None if value is None else str(value)
 
 
+def has_full_fts(conn: Connection) -> bool:
+    """True when ``semantic_fts_full`` exists (schema version 3; a read-only open of an
+    older database searches without it instead of migrating)."""
+    return bool(
+        conn.fetch_value(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+            (FTS_FULL_TABLE,),
+        )
+    )
+
+
 def apply_tokenizer(conn: Connection, tokenizer: str) -> None:
-    """Rebuild the FTS table if it was built with another tokenizer (one transaction)."""
-    if stored_tokenizer(conn) == tokenizer:
+    """Rebuild each FTS table built with another tokenizer, refilled from the segments'
+    libSQL text (one transaction)."""
+    tables = [(FTS_TABLE, "fts_tokenizer", FTS_SECURE_DELETE_SQL, FTS_FILL_SQL)]
+    if has_full_fts(conn):
+        tables.append(
+            (FTS_FULL_TABLE, "fts_full_tokenizer", FTS_FULL_SECURE_DELETE_SQL, FTS_FULL_FILL_SQL)
+        )
+    stale = [t for t in tables if _setting(conn, t[1]) != tokenizer]
+    if not stale:
         return
     with conn.transaction():
-        conn.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
-        conn.execute(fts_create_statement(FTS_TABLE, tokenizer))
-        conn.execute(FTS_SECURE_DELETE_SQL)
-        conn.execute(FTS_FILL_SQL)
-        conn.execute(
-            """INSERT INTO semantic_settings (key, value) VALUES ('fts_tokenizer', ?)
-               ON CONFLICT(key) DO UPDATE SET value = excluded.value""",
-            (tokenizer,),
-        )
+        for table, key, secure_delete, fill in stale:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+            conn.execute(fts_create_statement(table, tokenizer))
+            conn.execute(secure_delete)
+            conn.execute(fill)
+            conn.execute(
+                """INSERT INTO semantic_settings (key, value) VALUES (?, ?)
+                   ON CONFLICT(key) DO UPDATE SET value = excluded.value""",
+                (key, tokenizer),
+            )
+
+
+def _setting(conn: Connection, key: str) -> str | None:
+    value = conn.fetch_value("SELECT value FROM semantic_settings WHERE key = ?", (key,))
+    return None if value is None else str(value)

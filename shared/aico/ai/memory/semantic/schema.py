@@ -22,6 +22,13 @@
   so forgetting one message finds every segment that repeats its words.
 - ``semantic_model``: the one embedding model the stored vectors belong to, plus the target of
   a re-embedding in progress. ``semantic_settings``: the FTS tokenizer the index was built with.
+- ``semantic_fts_full`` (version 3): a second FTS5 table, same shape, over the whole text of
+  each segment whose ``semantic_fts`` text leaves words out (``fts_text`` set: by default the
+  assistant's words of an exchange). BM25 over the user's words keeps its own statistics
+  (the assistant's long answers do not dilute them) while what the other party said is
+  searchable too; search fuses the two (``fusion``). Maintained by triggers of its own, so
+  the version-1 triggers stay as they were; the migration indexes every existing segment
+  from its libSQL text, and rolling back drops the table and its triggers.
 """
 
 from __future__ import annotations
@@ -41,6 +48,18 @@ FTS_FILL_SQL = (
     f"SELECT id, coalesce(fts_text, text), {tags_sql()} FROM semantic_segments"
 )
 FTS_SECURE_DELETE_SQL = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('secure-delete', 1)"
+
+#: The BM25 table over every party's words (version 3), and how the tokenizer rebuild fills it.
+FTS_FULL_TABLE = "semantic_fts_full"
+FTS_FULL_FILL_SQL = (
+    f"INSERT INTO {FTS_FULL_TABLE}(rowid, body, tags) "
+    f"SELECT id, text, {tags_sql()} FROM semantic_segments WHERE fts_text IS NOT NULL"
+)
+FTS_FULL_SECURE_DELETE_SQL = (
+    f"INSERT INTO {FTS_FULL_TABLE}({FTS_FULL_TABLE}, rank) VALUES ('secure-delete', 1)"
+)
+#: Every FTS5 table of the store: what optimize and the tokenizer rebuild go over.
+FTS_TABLES = (FTS_TABLE, FTS_FULL_TABLE)
 
 SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
     {
@@ -202,6 +221,65 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
             rollback_statements=[
                 "DROP INDEX idx_semantic_segments_unembedded",
                 "DROP TABLE semantic_segment_messages",
+            ],
+        ),
+        # Frozen literals: an applied version's SQL must never change with live code.
+        3: SchemaVersion(
+            version=3,
+            name="full-text BM25",
+            description="semantic_fts_full: BM25 over every party's words, own statistics",
+            sql_statements=[
+                """CREATE VIRTUAL TABLE semantic_fts_full USING fts5(body, tags, content='',
+                   contentless_delete=1, tokenize='porter unicode61 remove_diacritics 2')""",
+                """INSERT INTO semantic_fts_full(semantic_fts_full, rank)
+                   VALUES ('secure-delete', 1)""",
+                """INSERT INTO semantic_fts_full(rowid, body, tags)
+                   SELECT id, text, 'u' || hex(user_id) || '0'
+                       || CASE WHEN conversation_id IS NULL THEN ''
+                          ELSE ' c' || hex(conversation_id) || '0' END
+                       || CASE WHEN roles = '' THEN ''
+                          ELSE ' r' || replace(hex(roles), '2C', '0 r') || '0' END
+                   FROM semantic_segments WHERE fts_text IS NOT NULL""",
+                """
+                CREATE TRIGGER semantic_segments_full_after_insert
+                AFTER INSERT ON semantic_segments WHEN new.fts_text IS NOT NULL BEGIN
+                    INSERT INTO semantic_fts_full(rowid, body, tags)
+                        VALUES (new.id, new.text, 'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_full_after_delete
+                AFTER DELETE ON semantic_segments WHEN old.fts_text IS NOT NULL BEGIN
+                    DELETE FROM semantic_fts_full WHERE rowid = old.id;
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_full_after_update
+                AFTER UPDATE OF text, fts_text, user_id, conversation_id, roles
+                ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts_full WHERE rowid = old.id;
+                    INSERT INTO semantic_fts_full(rowid, body, tags)
+                        SELECT new.id, new.text, 'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END
+                        WHERE new.fts_text IS NOT NULL;
+                END
+                """,
+                """INSERT INTO semantic_settings(key, value)
+                   VALUES ('fts_full_tokenizer', 'porter unicode61 remove_diacritics 2')""",
+            ],
+            rollback_statements=[
+                "DELETE FROM semantic_settings WHERE key = 'fts_full_tokenizer'",
+                "DROP TRIGGER semantic_segments_full_after_update",
+                "DROP TRIGGER semantic_segments_full_after_delete",
+                "DROP TRIGGER semantic_segments_full_after_insert",
+                "DROP TABLE semantic_fts_full",
             ],
         ),
     }

@@ -22,20 +22,24 @@ validated arguments through every step, instead of nine positional parameters.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, get_args
 
 import numpy as np
 
+from aico.ai.memory.semantic import timeparse
 from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic._sql import FloatArray, by_key, check_blob, filter_sql, from_blob
 from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_expression
 from aico.ai.memory.semantic.fusion import fuse
-from aico.ai.memory.semantic.schema import FTS_TABLE
+from aico.ai.memory.semantic.schema import FTS_FULL_TABLE, FTS_TABLE
+from aico.ai.memory.semantic.timeparse import TimeWindow, time_boost
 from aico.ai.memory.semantic.types import SearchHit, SearchMode, check_id, check_role, check_time
 from aico.errors import InvalidInput, SemanticMemoryError, StoreClosed
 
@@ -65,6 +69,7 @@ class SearchQuery:
     start: float | None = None
     end: float | None = None
     min_score: float | None = None
+    now: datetime | float | None = None
 
     @classmethod
     def parse(
@@ -79,6 +84,7 @@ class SearchQuery:
         start: float | None = None,
         end: float | None = None,
         min_score: float | None = None,
+        now: datetime | float | None = None,
     ) -> SearchQuery:
         """Check every argument of ``search``; ``InvalidInput`` names the first bad one."""
         check_id(user_id, "user_id")
@@ -99,8 +105,10 @@ class SearchQuery:
             or not 0.0 <= min_score <= 1.0
         ):
             raise InvalidInput("min_score must be a number between 0 and 1")
+        if now is not None and not isinstance(now, datetime):
+            now = check_time(now, "now")
         text = query.encode("utf-8", "replace").decode("utf-8")
-        return cls(user_id, text, k, mode, conversation_id, role, lo, hi, min_score)
+        return cls(user_id, text, k, mode, conversation_id, role, lo, hi, min_score, now)
 
     def where(self) -> tuple[str, tuple[Any, ...]]:
         """Every filter as a WHERE clause over ``semantic_segments AS s`` (owner first)."""
@@ -109,6 +117,12 @@ class SearchQuery:
     def time_where(self) -> tuple[str, tuple[Any, ...]]:
         """Owner and time range only (BM25 has conversation and role in its MATCH)."""
         return filter_sql(self.user_id, None, None, self.start, self.end)
+
+    def within(self, window: TimeWindow) -> SearchQuery:
+        """This query narrowed to the part of ``window`` its own time range allows."""
+        start = window.start if self.start is None else max(self.start, window.start)
+        end = window.end if self.end is None else min(self.end, window.end)
+        return dataclasses.replace(self, start=start, end=max(start, end))
 
     @property
     def filtered(self) -> bool:
@@ -143,34 +157,45 @@ class Searcher:
         core.require_model()
         if not q.text.strip():
             return []
-        n = max(core.config.candidates, q.k * core.config.overfetch)
-        terms = query_terms(q.text, drop_stopwords=core.config.drop_stopwords)
+        config = core.config
+        n = max(config.candidates, q.k * config.overfetch)
+        terms = query_terms(q.text, drop_stopwords=config.drop_stopwords)
+        window = self._time_window(q)
+        lexical = q.mode != "dense" and bool(terms)
+        full_too = lexical and core.full_fts and config.fusion.full_share > 0.0
         bm25: list[tuple[int, float]] = []
+        full: list[tuple[int, float]] = []
         dense: list[tuple[int, float]] = []
         dense_fill: dict[int, float] = {}
-        if q.mode == "bm25":
-            bm25 = self._bm25(terms, q, n) if terms else []
-        else:
+        embedding = None if q.mode == "bm25" else self._start_embedding(q.text)
+        try:
             # The model starts first and runs outside the GIL while BM25 (libsql holds the
             # GIL for a whole statement) runs here; see ``_start_embedding``.
-            embedding = self._start_embedding(q.text)
-            if q.mode == "hybrid" and terms:
-                try:
-                    bm25 = self._bm25(terms, q, n)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        embedding()
-                    raise
+            if lexical:
+                kept = self._prune_terms(q.user_id, terms)
+                bm25 = self._bm25(kept, q, n, FTS_TABLE, window)
+                if full_too:
+                    full = self._bm25(kept, q, n, FTS_FULL_TABLE, window)
+        except BaseException:
+            if embedding is not None:
+                with contextlib.suppress(Exception):
+                    embedding()
+            raise
+        if embedding is not None:
             vector = np.asarray(embedding(), dtype=np.float32)
             dense = self._dense(q, vector, n)
-            if bm25 and dense:
+            if window is not None:
+                dense = _merge(dense, self._dense(q.within(window), vector, n))
+            lexical_keys = {key for key, _ in bm25} | {key for key, _ in full}
+            if lexical_keys and dense:
                 # The BM25-only candidates get their exact cosine from the libSQL vectors, so
-                # both halves are normalized over the same candidates (see ``fusion``).
-                missing = sorted({key for key, _ in bm25} - {key for key, _ in dense})
+                # every retriever is normalized over the same candidates (see ``fusion``).
+                missing = sorted(lexical_keys - {key for key, _ in dense})
                 dense_fill = self._dense_scores(q.user_id, vector, missing)
-        # A dense-only candidate scores 0 for BM25 (see ``fusion``): exact when the BM25 list
-        # is shorter than ``n`` (it holds every match), a lower bound when it was cut there.
-        fused = fuse(bm25, dense, core.config.fusion, dense_fill=dense_fill)
+        boosts = None if window is None else self._time_boosts(q.user_id, window, bm25, full, dense)
+        # A candidate a BM25 list does not hold scores 0 there (see ``fusion``): exact when
+        # the list is shorter than ``n`` (it holds every match), a lower bound when cut.
+        fused = fuse(bm25, dense, config.fusion, dense_fill=dense_fill, full=full, boosts=boosts)
         if q.min_score is not None:
             fused = [f for f in fused if f.score >= q.min_score]
         fused = fused[: q.k]
@@ -204,19 +229,62 @@ class Searcher:
                     roles=tuple(r for r in str(row["roles"]).split(",") if r),
                     start_ts=float(row["start_ts"]),
                     end_ts=float(row["end_ts"]),
+                    bm25_full_rank=f.full_rank,
+                    bm25_full_score=f.full_score,
+                    time_boost=f.time_boost,
+                    time_window=window,
                 )
             )
         return hits
 
+    # -- time ----------------------------------------------------------------------------
+
+    def _time_window(self, q: SearchQuery) -> TimeWindow | None:
+        """The query's time expression as a window, if ``now`` was given and boosts count."""
+        if q.now is None or self._core.config.fusion.time_weight <= 0.0:
+            return None
+        return timeparse.find_window(q.text, q.now)
+
+    def _time_boosts(
+        self, user_id: str, window: TimeWindow, *lists: list[tuple[int, float]]
+    ) -> dict[int, float]:
+        """Each candidate's boost from its time range (see ``timeparse.time_boost``)."""
+        keys = sorted({key for ranked in lists for key, _ in ranked})
+        rows = self._core.fetch_in(
+            "SELECT id, start_ts, end_ts FROM semantic_segments WHERE +user_id = ? AND id IN ({})",
+            keys,
+            prefix=(user_id,),
+        )
+        return {
+            int(r["id"]): time_boost(window, float(r["start_ts"]), float(r["end_ts"])) for r in rows
+        }
+
     # -- BM25 ----------------------------------------------------------------------------
 
-    def _bm25(self, terms: list[str], q: SearchQuery, n: int) -> list[tuple[int, float]]:
-        """Top ``n`` by BM25. User, conversation and role are tag tokens in the MATCH.
+    def _bm25(
+        self,
+        terms: list[str],
+        q: SearchQuery,
+        n: int,
+        table: str = FTS_TABLE,
+        window: TimeWindow | None = None,
+    ) -> list[tuple[int, float]]:
+        """Top ``n`` of ``table`` by BM25. User, conversation and role are tag tokens in the
+        MATCH; ``terms`` are already pruned (``_prune_terms``).
 
         Only a time range needs a join (a row lookup per match, ~5 ms per 10k matches).
+        With a query time ``window``, the top ``n`` inside it are added (same scores).
         Every id is re-checked against ``q.user_id`` when the winners' text is read.
         """
-        expression = match_expression(self._prune_terms(q.user_id, terms))
+        found = self._bm25_query(terms, q, n, table)
+        if window is not None:
+            found = _merge(found, self._bm25_query(terms, q.within(window), n, table))
+        return found
+
+    def _bm25_query(
+        self, terms: list[str], q: SearchQuery, n: int, table: str
+    ) -> list[tuple[int, float]]:
+        expression = match_expression(terms)
         if expression is None:
             return []
         match = scoped_expression(
@@ -227,12 +295,12 @@ class Searcher:
         )
         # FTS5's bm25() is lower-is-better. Ordering by the selected alias puts one bm25()
         # call in the program (EXPLAIN); selecting -bm25() and ordering by bm25() had two.
-        score = f"bm25({FTS_TABLE}, 1.0, 0.0)"
+        score = f"bm25({table}, 1.0, 0.0)"
         conn = self._core.conn
         if q.start is None and q.end is None:
             sql = (
-                f"SELECT rowid AS id, {score} AS score FROM {FTS_TABLE} "
-                f"WHERE {FTS_TABLE} MATCH ? ORDER BY score LIMIT ?"
+                f"SELECT rowid AS id, {score} AS score FROM {table} "
+                f"WHERE {table} MATCH ? ORDER BY score LIMIT ?"
             )
             rows = conn.fetch_all(sql, (match, n))
         else:
@@ -241,9 +309,9 @@ class Searcher:
             # 254 ms median per query, 2.4 ms this way).
             where, params = q.time_where()
             sql = (
-                f"SELECT s.id AS id, {score} AS score FROM {FTS_TABLE} "
-                f"CROSS JOIN semantic_segments AS s ON s.id = {FTS_TABLE}.rowid "
-                f"WHERE {FTS_TABLE} MATCH ? AND {by_key(where)} ORDER BY score LIMIT ?"
+                f"SELECT s.id AS id, {score} AS score FROM {table} "
+                f"CROSS JOIN semantic_segments AS s ON s.id = {table}.rowid "
+                f"WHERE {table} MATCH ? AND {by_key(where)} ORDER BY score LIMIT ?"
             )
             rows = conn.fetch_all(sql, (match, *params, n))
         return [(int(r["id"]), -float(r["score"])) for r in rows]
@@ -489,3 +557,14 @@ class Searcher:
             (check_id(user_id, "user_id"), check_id(conversation_id, "conversation_id")),
         )
         return [str(r["segment_id"]) for r in rows]
+
+
+def _merge(
+    first: list[tuple[int, float]], second: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """Two ranked lists of the same scores as one, best first (each key once)."""
+    if not second:
+        return first
+    best = dict(second)
+    best.update(first)
+    return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))

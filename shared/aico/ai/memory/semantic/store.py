@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ from aico.ai.memory.semantic.config import SemanticConfig
 from aico.ai.memory.semantic.keys import SemanticKeys
 from aico.ai.memory.semantic.maintenance import Maintenance, ProgressCallback
 from aico.ai.memory.semantic.rotation import VectorRotation
+from aico.ai.memory.semantic.schema import FTS_FULL_TABLE
 from aico.ai.memory.semantic.search import Searcher, SearchQuery
 from aico.ai.memory.semantic.segmenting import SegmentationConfig
 from aico.ai.memory.semantic.types import (
@@ -120,6 +122,7 @@ class SemanticMemoryStore:
             state,
             fts_tokenizer=tokenizer,
             read_only=read_only,
+            full_fts=models.has_full_fts(db),
         )
         self._core = core
         self._writer = Writer(core)
@@ -315,12 +318,17 @@ class SemanticMemoryStore:
         start: float | None = None,
         end: float | None = None,
         min_score: float | None = None,
+        now: datetime | float | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best segments of ``user_id`` for ``query``, best first.
 
         ``start``/``end`` keep segments whose time range overlaps ``[start, end]``.
         ``min_score`` applies to the fused score, which is in ``[0, 1]`` in every mode (see
-        ``aico.ai.memory.semantic.fusion`` for what it means per method).
+        ``aico.ai.memory.semantic.fusion`` for what it means per method). ``now`` is the
+        query's time (an aware datetime, or unix seconds read in local time): a relative
+        time expression in the query ("last weekend", "two weeks ago") is resolved against
+        it into a window that boosts the segments it holds and filters nothing
+        (``SearchHit.time_window``, ``time_boost``). Without ``now`` nothing is resolved.
         """
         self._core.check_open()
         q = SearchQuery.parse(
@@ -333,6 +341,7 @@ class SemanticMemoryStore:
             start=start,
             end=end,
             min_score=min_score,
+            now=now,
         )
         return self._searcher.search(q)
 
@@ -384,6 +393,12 @@ class SemanticMemoryStore:
         (and ``secure_delete`` zeroes the freed pages).
         """
         self._writer.optimize_fts()
+        core = self._core
+        if core.full_fts:  # the second BM25 table (schema version 3) holds the same words
+            with core.conn.transaction():
+                core.conn.execute(
+                    f"INSERT INTO {FTS_FULL_TABLE}({FTS_FULL_TABLE}) VALUES ('optimize')"
+                )
 
     def purge_index(self) -> int:
         """Rebuild Chroma so its files keep no id or vector of a deleted segment.

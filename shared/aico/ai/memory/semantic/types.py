@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from aico.ai.memory.semantic.timeparse import TimeWindow
 from aico.errors import InvalidInput
 
 __all__ = [
@@ -136,6 +137,12 @@ class SearchHit:
     a segment BM25 did not return), ``dense_score`` the cosine similarity in ``[-1, 1]``
     (filled from the stored vector for a segment only BM25 returned). Either is ``None``
     only when that retriever did not run or found nothing (e.g. a query of stopwords).
+    ``bm25_full_rank`` / ``bm25_full_score`` are the same for the BM25 over every party's
+    words (``semantic_fts_full``; it holds only segments whose BM25 text leaves words out).
+
+    ``time_window`` is the window the query's time expression resolved to (the same for
+    every hit of a search; ``None`` without one, or without ``now``), and ``time_boost`` in
+    ``[0, 1]`` how well this segment's time range fits it (1 inside, decaying outside).
     """
 
     segment_id: str
@@ -150,12 +157,17 @@ class SearchHit:
     roles: tuple[str, ...]
     start_ts: float
     end_ts: float
+    bm25_full_rank: int | None = None
+    bm25_full_score: float | None = None
+    time_boost: float = 0.0
+    time_window: TimeWindow | None = None
 
     def __repr__(self) -> str:
         # Never print user content by accident (logs, tracebacks).
         return (
             f"SearchHit(segment_id={self.segment_id!r}, score={self.score:.4f}, "
-            f"bm25_rank={self.bm25_rank}, dense_rank={self.dense_rank})"
+            f"bm25_rank={self.bm25_rank}, bm25_full_rank={self.bm25_full_rank}, "
+            f"dense_rank={self.dense_rank}, time_boost={self.time_boost:.2f})"
         )
 
 
