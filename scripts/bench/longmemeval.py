@@ -191,6 +191,38 @@ def run_mode(
     return result
 
 
+def evidence_in_context(
+    store: SemanticMemoryStore, ds: Dataset, memories_k: int = 8, budget: int = 1500
+) -> dict[str, Any]:
+    """Share of questions whose every answer session is in ``assemble_context``'s block.
+
+    What the companion's prompt would hold for the question asked in a fresh session (no
+    working memory, no facts): the product's ``assemble`` over ``memories_k`` hybrid hits
+    (the ``[memory.context]`` defaults), trimmed to ``budget`` tokens. A session counts
+    when one of its segments made it into the rendered block.
+    """
+    from aico.ai.memory.context import assemble
+
+    ok: list[float] = []
+    tokens: list[int] = []
+    by_type: dict[str, list[float]] = {}
+    for question in ds.questions:
+        hits = store.search(USER, question.question, k=memories_k, now=question.question_date)
+        bundle = assemble([], hits, [], budget)
+        shown = {h.session_id for h in bundle.memories}
+        value = float(question.answer_session_ids <= shown)
+        ok.append(value)
+        tokens.append(bundle.token_estimate)
+        by_type.setdefault(question.question_type, []).append(value)
+    return {
+        "memories_k": memories_k,
+        "budget_tokens": budget,
+        "share_all_evidence": sum(ok) / len(ok),
+        "by_type": {t: sum(v) / len(v) for t, v in sorted(by_type.items())},
+        "median_tokens": statistics.median(tokens),
+    }
+
+
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     return {
         "median": statistics.median(seconds) * 1000,
@@ -269,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             results = {m: run_mode(store, ds, m, segment_k, args.as_of) for m in modes}
+            context = evidence_in_context(store, ds)
+            print(f"evidence in context: {context['share_all_evidence']:.3f}", file=sys.stderr)
         finally:
             store.close()
             conn.close()
@@ -298,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "ingest": ingest_stats,
         "splits": "tune = odd question index, heldout = even",
         "results": results,
+        "evidence_in_context": context,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),

@@ -13,7 +13,7 @@ import re
 import pytest
 from semantic_support import T0
 
-from aico.ai.memory.semantic import Message, SemanticConfig, SemanticMemoryStore
+from aico.ai.memory.semantic import Message, SemanticConfig, SemanticMemoryStore, models
 from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER, tags_sql
 from aico.data.libsql import EncryptedLibSQLConnection
 from aico.data.schema import Migrator, default_registry
@@ -157,3 +157,16 @@ def test_the_full_share_moves_weight_between_the_two_bm25s(sem_open, share: floa
     store.add_messages("alice", EXCHANGE)
     hits = store.search("alice", "trail", mode="bm25")
     assert [h.bm25_full_rank for h in hits] == ([] if share == 0.0 else [1])[: len(hits)]
+
+
+def test_rebuild_fts_refills_both_tables_from_the_segments(
+    sem_core: EncryptedLibSQLConnection, sem_open
+) -> None:
+    store = sem_open()
+    store.add_messages("alice", EXCHANGE)
+    for table in ("semantic_fts", "semantic_fts_full"):
+        sem_core.execute(f"INSERT INTO {table}({table}) VALUES ('delete-all')")
+    assert store.search("alice", "trail hike", mode="bm25") == []
+    models.rebuild_fts(sem_core, DEFAULT_FTS_TOKENIZER)
+    (hit,) = store.search("alice", "trail hike", mode="bm25")
+    assert hit.bm25_rank == 1 and hit.bm25_full_rank == 1

@@ -39,6 +39,7 @@ __all__ = [
     "check_model",
     "has_full_fts",
     "model_of",
+    "rebuild_fts",
     "require_schema",
     "set_target",
     "stored_tokenizer",
@@ -163,16 +164,30 @@ def has_full_fts(conn: Connection) -> bool:
 def apply_tokenizer(conn: Connection, tokenizer: str) -> None:
     """Rebuild each FTS table built with another tokenizer, refilled from the segments'
     libSQL text (one transaction)."""
+    stale = [t for t in _fts_tables(conn) if _setting(conn, t[1]) != tokenizer]
+    if stale:
+        _rebuild(conn, tokenizer, stale)
+
+
+def rebuild_fts(conn: Connection, tokenizer: str) -> None:
+    """Rebuild every FTS table from the segments' libSQL text, whatever it holds now (one
+    transaction): the repair for a damaged index (``aico doctor``)."""
+    _rebuild(conn, tokenizer, _fts_tables(conn))
+
+
+def _fts_tables(conn: Connection) -> list[tuple[str, str, str, str]]:
+    """(table, its tokenizer setting, secure-delete SQL, fill SQL) of each FTS table."""
     tables = [(FTS_TABLE, "fts_tokenizer", FTS_SECURE_DELETE_SQL, FTS_FILL_SQL)]
     if has_full_fts(conn):
         tables.append(
             (FTS_FULL_TABLE, "fts_full_tokenizer", FTS_FULL_SECURE_DELETE_SQL, FTS_FULL_FILL_SQL)
         )
-    stale = [t for t in tables if _setting(conn, t[1]) != tokenizer]
-    if not stale:
-        return
+    return tables
+
+
+def _rebuild(conn: Connection, tokenizer: str, tables: list[tuple[str, str, str, str]]) -> None:
     with conn.transaction():
-        for table, key, secure_delete, fill in stale:
+        for table, key, secure_delete, fill in tables:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute(fts_create_statement(table, tokenizer))
             conn.execute(secure_delete)
