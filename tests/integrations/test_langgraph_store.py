@@ -301,3 +301,18 @@ def test_the_schema_rolls_back_and_comes_back(memory: MemoryManager) -> None:
     assert store.get(("maya",), "k") is None
     store.put(("maya",), "k", {"v": 2})
     assert store.get(("maya",), "k").value == {"v": 2}  # type: ignore[union-attr]
+
+
+def test_items_without_their_index_are_indexed_on_open(memory: MemoryManager) -> None:
+    """What an import of the item rows alone leaves (the index is derived): made on open."""
+    store = AicoStore(memory, index={"fields": ["text"]})
+    store.put(("maya",), "a", {"text": "zqimported words"})
+    store.put(("maya",), "b", {"other": "no text field, so nothing to index"})
+    core = memory.store.connection("core")
+    core.execute("DELETE FROM integration_store_texts")
+    assert store.search(("maya",), query="zqimported")[0].score is None  # found unranked only
+    again = AicoStore(memory, index={"fields": ["text"]})
+    assert core.fetch_value("SELECT count(*) FROM integration_store_texts") == 1
+    hit = again.search(("maya",), query="zqimported")[0]
+    assert hit.key == "a" and hit.score is not None
+    assert again.reindex() == 0  # "b" has nothing to index: looked at, and left alone

@@ -434,17 +434,27 @@ class StoreItems:
 
     # -- re-embedding ---------------------------------------------------------------
 
-    def stale(self, limit: int) -> list[tuple[int, str, list[str]]]:
-        """Items with a text whose vector is missing or another model's: (id, value, paths)."""
+    def stale(self, after: int, limit: int) -> list[tuple[int, str, list[str]]]:
+        """Indexed items (id above ``after``) to embed again: (id, value, paths).
+
+        Those with a text of another model, and those with no text at all (rows copied in
+        without their derived index, e.g. by an import); ascending ids, so a caller that
+        pages by the last id sees each once.
+        """
         rows = self.conn.fetch_all(
             f"SELECT i.id AS id, i.value AS value, i.index_fields AS fields FROM {ITEMS} AS i "
-            f"WHERE i.index_fields IS NOT NULL AND EXISTS (SELECT 1 FROM {TEXTS} AS t "
-            "WHERE t.item_id = i.id AND t.vector_fingerprint IS NOT ?) LIMIT ?",
-            (self.fingerprint, limit),
+            "WHERE i.id > ? AND i.index_fields IS NOT NULL AND ("
+            f"EXISTS (SELECT 1 FROM {TEXTS} AS t WHERE t.item_id = i.id "
+            "AND t.vector_fingerprint IS NOT ?) "
+            f"OR NOT EXISTS (SELECT 1 FROM {TEXTS} AS t WHERE t.item_id = i.id)) "
+            "ORDER BY i.id LIMIT ?",
+            (after, self.fingerprint, limit),
         )
         return [(int(r["id"]), str(r["value"]), list(json.loads(r["fields"]))) for r in rows]
 
-    def reindex(self, item_id: int, texts: Sequence[IndexedText], vectors: FloatArray) -> None:
+    def reindex(
+        self, item_id: int, texts: Sequence[IndexedText], vectors: FloatArray | None
+    ) -> None:
         """Replace one item's texts and vectors (after a model change)."""
         with self.conn.transaction():
             self.conn.execute(f"DELETE FROM {TEXTS} WHERE item_id = ?", (item_id,))

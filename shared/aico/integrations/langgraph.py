@@ -515,22 +515,26 @@ class AicoStore(BaseStore):
     # -- maintenance ----------------------------------------------------------------
 
     def reindex(self) -> int:
-        """Re-embed items whose vectors another model made (after ``aico semantic reembed``
-        switched models); runs on open. Returns the items re-embedded."""
+        """Embed again what another model embedded (after ``aico semantic reembed``), and
+        index items that came without their index (an import); runs on open. Returns the
+        items whose texts were made again."""
         if self._read_only:
             raise ReadOnly("this store's memory manager was opened read-only")
-        done = 0
+        done = last = 0
         while True:
-            stale = self._items.stale(_REINDEX_BATCH)
+            stale = self._items.stale(last, _REINDEX_BATCH)
             if not stale:
-                return done
+                break
             for item_id, value_text, fields in stale:
                 value = json.loads(value_text)
                 texts = _index_texts(value if isinstance(value, dict) else {}, fields)
-                vectors = self.encoder.encode([t.dense for t in texts])
+                vectors = self.encoder.encode([t.dense for t in texts]) if texts else None
                 self._items.reindex(item_id, texts, vectors)
-                done += 1
+                last = item_id
+                done += bool(texts)
+        if done:
             self._items.optimize()
+        return done
 
     def sweep_ttl(self) -> int:
         """Delete every expired item now; returns how many."""
