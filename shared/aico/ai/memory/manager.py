@@ -668,7 +668,7 @@ class MemoryManager:
         repaired = self.repair(full=False)
         idle = float(self.config.get("memory.consolidation.idle_minutes")) * 60.0
         sessions = self.log.sessions_to_consolidate(now - idle)
-        made = sum(self._consolidator.consolidate(s, trigger="idle") for s in sessions)
+        made = self._consolidator.consolidate_many(sessions, trigger="idle")
         outbox = self._index()
         return MaintenanceReport(
             swept=swept,
