@@ -239,6 +239,89 @@ def latency(data_dir: Path, size: int, encoder, queries: int) -> dict:
         data.close()
 
 
+def baseline(data_dir: Path, size: int, encoder, queries: int) -> dict:
+    """Hand-written queries on the same data, timed in the same run as ``latency``.
+
+    - ``fts_stdlib``: stdlib ``sqlite3`` FTS5 in memory over the same BM25 text (the same
+      tokenizer, the same OR-of-literals MATCH, top 50): what BM25 costs without aico.
+    - ``fts_libsql_raw``: that one statement through the store's encrypted connection, so
+      the engine (page decryption, the libsql driver) is told apart from aico's overhead.
+    - ``hybrid_raw``: the query embedding, then the stdlib FTS5 query and a raw Chroma
+      ``collection.query`` (top 50), one after the other, with no fusion and no text read.
+    Each is compared with aico's ``bm25`` and ``hybrid`` searches over the same queries
+    (``ratio_*``: aico / baseline, median and p95).
+    """
+    import sqlite3
+
+    from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER, match_expression, query_terms
+
+    data, store = _open(data_dir, encoder)
+    try:
+        store.wait_ready()
+        conn = data.connection("core")
+        mem = sqlite3.connect(":memory:")
+        mem.execute(f"CREATE VIRTUAL TABLE f USING fts5(body, tokenize='{DEFAULT_FTS_TOKENIZER}')")
+        rows = conn.fetch_all("SELECT id, coalesce(fts_text, text) AS body FROM semantic_segments")
+        mem.executemany(
+            "INSERT INTO f(rowid, body) VALUES (?, ?)", [(r["id"], r["body"]) for r in rows]
+        )
+        mem.commit()
+        collection = store._index._collection(store._collection_name(USER), create=False)
+        gen = TextGen(seed=7)
+        warm = [gen.query() for _ in range(20)]
+        timed = [gen.query() for _ in range(queries)]
+        for q in warm:
+            store.search(USER, q, k=10)
+        exprs = {q: match_expression(query_terms(q)) for q in warm + timed}
+        sql_mem = "SELECT rowid, bm25(f) AS s FROM f WHERE f MATCH ? ORDER BY s LIMIT 50"
+        sql_raw = (
+            "SELECT rowid, bm25(semantic_fts, 1.0, 0.0) AS s FROM semantic_fts "
+            "WHERE semantic_fts MATCH ? ORDER BY s LIMIT 50"
+        )
+        out: dict[str, dict] = {}
+        samples: dict[str, list[float]] = {
+            k: [] for k in ("fts_stdlib", "fts_libsql_raw", "hybrid_raw", "bm25", "hybrid")
+        }
+        for q in warm:
+            mem.execute(sql_mem, (exprs[q],)).fetchall()
+        # Interleaved per query, so a noisy moment hits every method alike.
+        for q in timed:
+            t = time.perf_counter()
+            mem.execute(sql_mem, (exprs[q],)).fetchall()
+            samples["fts_stdlib"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            conn.fetch_all(sql_raw, ("{body} : (" + exprs[q] + ")",))
+            samples["fts_libsql_raw"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            vector = store._rotation.rotate(encoder.encode_query(q))
+            mem.execute(sql_mem, (exprs[q],)).fetchall()
+            collection.query(
+                query_embeddings=vector.reshape(1, -1), n_results=50, include=["distances"]
+            )
+            samples["hybrid_raw"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            store.search(USER, q, k=10, mode="bm25")
+            samples["bm25"].append(time.perf_counter() - t)
+            t = time.perf_counter()
+            store.search(USER, q, k=10)
+            samples["hybrid"].append(time.perf_counter() - t)
+        out = {name: _percentiles(values) for name, values in samples.items()}
+        for ours, theirs in (
+            ("bm25", "fts_stdlib"),
+            ("bm25", "fts_libsql_raw"),
+            ("hybrid", "hybrid_raw"),
+        ):
+            out[f"ratio_{ours}_vs_{theirs}"] = {
+                stat: round(out[ours][stat] / out[theirs][stat], 3)
+                for stat in ("median_ms", "p95_ms")
+            }
+        mem.close()
+        return out
+    finally:
+        store.close()
+        data.close()
+
+
 def cold_start_child(data_dir: str) -> None:
     """Run in a fresh interpreter: what the product does before a first search, by phase.
 
@@ -372,7 +455,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(".bench/semantic-data"))
     parser.add_argument("--out", type=Path, default=Path(".bench/semantic.json"))
     parser.add_argument(
-        "--parts", nargs="+", default=["ingest", "latency", "cold"], help="what to measure"
+        "--parts",
+        nargs="+",
+        default=["ingest", "latency", "baseline", "cold"],
+        help="what to measure (ingest latency baseline cold)",
     )
     parser.add_argument(
         "--set",
@@ -380,6 +466,12 @@ def main() -> None:
         default=[],
         metavar="KEY=JSON",
         help="store setting for the latency runs, e.g. --set bm25_max_postings=20000",
+    )
+    parser.add_argument(
+        "--encoder",
+        choices=("onnx", "hashing"),
+        default="onnx",
+        help="hashing: fast fake (BM25 latency and agreement only; no cold start)",
     )
     parser.add_argument("--child-cold-start", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -390,10 +482,15 @@ def main() -> None:
         cold_start_child(args.child_cold_start)
         return
 
-    from aico.ai.embeddings import default_encoder
+    from aico.ai.embeddings import HashingEncoder, default_encoder
 
-    encoder = default_encoder()
-    encoder.load()
+    if args.encoder == "hashing":
+        # Lexical latency and BM25 agreement only: the fake encoder ingests 100k segments
+        # in minutes where MiniLM takes most of an hour on a busy 2-core machine.
+        encoder = HashingEncoder(dimension=384)
+    else:
+        encoder = default_encoder()
+        encoder.load()
     sizes = [s for s in args.sizes if not (args.skip_100k and s >= 100_000)]
     report: dict = {
         "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg()},
@@ -421,6 +518,9 @@ def main() -> None:
         if "latency" in args.parts:
             print(f"[{size}] latency ...", flush=True)
             entry["latency"] = latency(data_dir, size, encoder, args.queries)
+        if "baseline" in args.parts:
+            print(f"[{size}] hand-written baseline ...", flush=True)
+            entry["baseline"] = baseline(data_dir, size, encoder, args.queries)
         if "cold" in args.parts:
             print(f"[{size}] cold start ...", flush=True)
             entry["cold_start"] = cold_start(data_dir, args.cold_runs)

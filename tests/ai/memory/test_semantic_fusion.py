@@ -216,3 +216,23 @@ def test_config_validation(kwargs: dict[str, object]) -> None:
 def test_dense_weight_is_the_complement() -> None:
     assert FusionConfig(bm25_weight=0.6).dense_weight == pytest.approx(0.4)
     assert FusionConfig().method == "zscore"
+
+
+def test_limit_returns_the_head_of_the_full_order() -> None:
+    bm25 = [(f"k{i}", 20.0 - i) for i in range(30)]
+    dense = [(f"k{i}", 0.9 - i / 50) for i in range(10, 40)]
+    everything = fuse(bm25, dense)
+    assert fuse(bm25, dense, limit=5) == everything[:5]
+    assert fuse(bm25, dense, limit=0) == []
+
+
+def test_three_lists_split_the_lexical_share() -> None:
+    cfg = FusionConfig(bm25_weight=0.8, full_share=0.25)
+    bm25 = [("a", 3.0), ("b", 1.0)]  # z over {a, b, c}: a high, c (missing) at the floor
+    full = [("c", 3.0), ("b", 1.0)]
+    dense = [("a", 0.5), ("b", 0.5), ("c", 0.5)]  # no information
+    out = {r.key: r for r in fuse(bm25, dense, cfg, full=full)}
+    assert out["a"].score > out["c"].score  # the user's words weigh 0.6, the full text 0.2
+    assert out["c"].full_rank == 1 and out["c"].bm25_score == 0.0 and out["a"].full_score == 0.0
+    only_full = {r.key: r for r in fuse([], dense, cfg, full=full)}
+    assert only_full["c"].score > only_full["a"].score  # alone, it takes the whole share

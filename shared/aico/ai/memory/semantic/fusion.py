@@ -34,6 +34,7 @@ other list, so scores stay in ``[0, 1]``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ def fuse(
     bm25_missing: float | None = 0.0,
     full: Sequence[tuple[K, float]] = (),
     boosts: Mapping[K, float] | None = None,
+    limit: int | None = None,
 ) -> list[FusedResult[K]]:
     """Fuse ranked lists of ``(key, score)`` (best first, higher score = better).
 
@@ -130,8 +132,9 @@ def fuse(
     no rank); ``bm25_missing`` is the BM25 score of a candidate with neither (see the
     module docstring), also for ``full``, the optional second BM25 list. ``boosts`` maps
     candidates to a time boost in ``[0, 1]`` (weighted by ``time_weight``). Returns every
-    candidate of any list, best first; ties break on the best rank in any list, then on
-    the BM25 rank, so the order is deterministic.
+    candidate of any list (the first ``limit`` only, when given: a search needs ``k``),
+    best first; ties break on the best rank in any list, then on the BM25 rank, so the
+    order is deterministic.
     """
     cfg = config or FusionConfig()
     if bm25_missing is not None:
@@ -198,7 +201,7 @@ def fuse(
             full_score=f.score.get(key),
             time_boost=boost.get(key, 0.0),
         )
-        for key in sorted(keys, key=order)
+        for key in itertools.islice(sorted(keys, key=order), limit)
     ]
 
 

@@ -173,9 +173,10 @@ class Searcher:
             # GIL for a whole statement) runs here; see ``_start_embedding``.
             if lexical:
                 kept = self._prune_terms(q.user_id, terms)
-                bm25 = self._bm25(kept, q, n, FTS_TABLE, window)
+                scope = self._fts_user_scope(q.user_id)  # once for both tables
+                bm25 = self._bm25(kept, q, n, scope, FTS_TABLE, window)
                 if full_too:
-                    full = self._bm25(kept, q, n, FTS_FULL_TABLE, window)
+                    full = self._bm25(kept, q, n, scope, FTS_FULL_TABLE, window)
         except BaseException:
             if embedding is not None:
                 with contextlib.suppress(Exception):
@@ -195,7 +196,15 @@ class Searcher:
         boosts = None if window is None else self._time_boosts(q.user_id, window, bm25, full, dense)
         # A candidate a BM25 list does not hold scores 0 there (see ``fusion``): exact when
         # the list is shorter than ``n`` (it holds every match), a lower bound when cut.
-        fused = fuse(bm25, dense, config.fusion, dense_fill=dense_fill, full=full, boosts=boosts)
+        fused = fuse(
+            bm25,
+            dense,
+            config.fusion,
+            dense_fill=dense_fill,
+            full=full,
+            boosts=boosts,
+            limit=None if q.min_score is not None else q.k,
+        )
         if q.min_score is not None:
             fused = [f for f in fused if f.score >= q.min_score]
         fused = fused[: q.k]
@@ -266,33 +275,30 @@ class Searcher:
         terms: list[str],
         q: SearchQuery,
         n: int,
+        scope: str | None,
         table: str = FTS_TABLE,
         window: TimeWindow | None = None,
     ) -> list[tuple[int, float]]:
         """Top ``n`` of ``table`` by BM25. User, conversation and role are tag tokens in the
-        MATCH; ``terms`` are already pruned (``_prune_terms``).
+        MATCH (``scope``: the user tag, see ``_fts_user_scope``); ``terms`` are already
+        pruned (``_prune_terms``).
 
         Only a time range needs a join (a row lookup per match, ~5 ms per 10k matches).
         With a query time ``window``, the top ``n`` inside it are added (same scores).
         Every id is re-checked against ``q.user_id`` when the winners' text is read.
         """
-        found = self._bm25_query(terms, q, n, table)
+        found = self._bm25_query(terms, q, n, scope, table)
         if window is not None:
-            found = _merge(found, self._bm25_query(terms, q.within(window), n, table))
+            found = _merge(found, self._bm25_query(terms, q.within(window), n, scope, table))
         return found
 
     def _bm25_query(
-        self, terms: list[str], q: SearchQuery, n: int, table: str
+        self, terms: list[str], q: SearchQuery, n: int, scope: str | None, table: str
     ) -> list[tuple[int, float]]:
         expression = match_expression(terms)
         if expression is None:
             return []
-        match = scoped_expression(
-            expression,
-            self._fts_user_scope(q.user_id),
-            conversation_id=q.conversation_id,
-            role=q.role,
-        )
+        match = scoped_expression(expression, scope, conversation_id=q.conversation_id, role=q.role)
         # FTS5's bm25() is lower-is-better. Ordering by the selected alias puts one bm25()
         # call in the program (EXPLAIN); selecting -bm25() and ordering by bm25() had two.
         score = f"bm25({table}, 1.0, 0.0)"
