@@ -316,3 +316,27 @@ def test_items_without_their_index_are_indexed_on_open(memory: MemoryManager) ->
     hit = again.search(("maya",), query="zqimported")[0]
     assert hit.key == "a" and hit.score is not None
     assert again.reindex() == 0  # "b" has nothing to index: looked at, and left alone
+
+
+def test_open_owns_its_manager(memory: MemoryManager, data_dir, test_config) -> None:
+    from integration_support import PASSPHRASE
+
+    memory.close()
+    with AicoStore.open(
+        data_dir,
+        passphrase=PASSPHRASE,
+        config=test_config,
+        encoder=HashingEncoder(),
+        user_position=1,
+    ) as store:
+        store.put(("memories", "maya"), "k", {"text": "opened"})
+        manager = store.memory
+    assert manager._closed  # type: ignore[attr-defined]
+    with AicoStore.open(
+        data_dir,
+        passphrase=PASSPHRASE,
+        config=test_config,
+        encoder=HashingEncoder(),
+        read_only=True,
+    ) as reader:
+        assert reader.get(("memories", "maya"), "k").value == {"text": "opened"}  # type: ignore[union-attr]
