@@ -26,7 +26,10 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import aico.ai.memory.semantic.schema  # noqa: F401  (registers the "semantic" schema)
+# Imported for their registrations: the "semantic" and "integrations" feature schemas, so
+# every process that opens a data dir knows (and migrates) both.
+import aico.ai.memory.semantic.schema
+import aico.integrations.schema  # noqa: F401
 from aico.ai.embeddings import Encoder, default_encoder
 from aico.ai.memory import key_rotation
 from aico.ai.memory.key_rotation import finish_index_rekey
