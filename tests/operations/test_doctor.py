@@ -128,6 +128,19 @@ def test_segment_rows_missing_from_fts5_are_found_as_drift(data):
     healed(data)
 
 
+def test_the_second_fts5_index_is_checked_and_rebuilt_too(data):
+    with open_manager(data) as manager:
+        core = manager.store.connection("core")
+        # Schema v3: exchanges (alice's s1) are indexed a second time, every party's words.
+        rowid = core.fetch_value("SELECT max(id) FROM semantic_fts_full_docsize")
+        assert rowid is not None
+        core.execute("DELETE FROM semantic_fts_full WHERE rowid = ?", (rowid,))
+    report = run_doctor(data)
+    assert ("drift", "fts") in problems(report.findings)
+    assert "fts" in repair(data)
+    healed(data)
+
+
 def test_a_damaged_database_is_found_and_a_verified_backup_offered(data, tmp_path):
     flip(data / "db" / "core" / "conversations.db", 3 * 4096 + 100)
     report = run_doctor(data)

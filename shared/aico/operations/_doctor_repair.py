@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER, fts_create_statement
-from aico.ai.memory.semantic.models import stored_tokenizer
-from aico.ai.memory.semantic.schema import FTS_FILL_SQL, FTS_SECURE_DELETE_SQL, FTS_TABLE
+from aico.ai.memory.semantic import models
+from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER
+from aico.ai.memory.semantic.schema import FTS_TABLE
 from aico.ai.memory.upgrade import upgrade_store
 from aico.ai.memory.working import quarantine_working
 from aico.config import Config
@@ -66,17 +66,10 @@ class RepairAction:
 
 
 def rebuild_fts(conn: EncryptedLibSQLConnection) -> int:
-    """Recreate the FTS5 table from the segments, with the tokenizer it was built with.
-
-    Drop and fill in one transaction: a damaged index is never read, and a crash leaves
-    the old one. Returns the rows indexed.
-    """
-    tokenizer = stored_tokenizer(conn) or DEFAULT_FTS_TOKENIZER
-    with conn.transaction():
-        conn.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}")
-        conn.execute(fts_create_statement(FTS_TABLE, tokenizer))
-        conn.execute(FTS_SECURE_DELETE_SQL)
-        conn.execute(FTS_FILL_SQL)
+    """Recreate every FTS5 table from the segments, with the tokenizer it was built with
+    (``models.rebuild_fts``: drop and fill in one transaction, so a damaged index is never
+    read and a crash leaves the old one). Returns the rows of the main table."""
+    models.rebuild_fts(conn, models.stored_tokenizer(conn) or DEFAULT_FTS_TOKENIZER)
     return int(conn.fetch_value(f"SELECT count(*) FROM {FTS_TABLE}_docsize") or 0)
 
 

@@ -1,4 +1,4 @@
-"""A core database refused only because its FTS5 index is damaged: tell, and rebuild it.
+"""A core database refused only because its FTS5 indexes are damaged: tell, and rebuild them.
 
 Why this exists: SQLite's ``quick_check`` and ``integrity_check`` include FTS5's own check
 (SQLite >= 3.44), so after an unclean close a damaged FTS5 index makes
@@ -25,7 +25,14 @@ from typing import Any, Final
 import libsql_experimental as libsql
 
 from aico.ai.memory.semantic.fts import DEFAULT_FTS_TOKENIZER, fts_create_statement
-from aico.ai.memory.semantic.schema import FTS_FILL_SQL, FTS_SECURE_DELETE_SQL, FTS_TABLE
+from aico.ai.memory.semantic.schema import (
+    FTS_FILL_SQL,
+    FTS_FULL_FILL_SQL,
+    FTS_FULL_SECURE_DELETE_SQL,
+    FTS_FULL_TABLE,
+    FTS_SECURE_DELETE_SQL,
+    FTS_TABLE,
+)
 from aico.data.libsql import SQLiteSettings, counter
 from aico.data.libsql.errors import translate_errors
 from aico.data.libsql.sidecar import OpenLock
@@ -108,12 +115,17 @@ def _rebuild(conn: Any, settings: SQLiteSettings, lock: OpenLock) -> int:
         _rows(conn, pragma)
     stored = _rows(conn, "SELECT value FROM semantic_settings WHERE key = 'fts_tokenizer'")
     tokenizer = str(stored[0]) if stored else DEFAULT_FTS_TOKENIZER
+    names = set(_rows(conn, "SELECT name FROM sqlite_master WHERE type = 'table'"))
+    tables = [(FTS_TABLE, FTS_SECURE_DELETE_SQL, FTS_FILL_SQL)]
+    if FTS_FULL_TABLE in names:  # schema version 3 (as ``models.rebuild_fts`` decides)
+        tables.append((FTS_FULL_TABLE, FTS_FULL_SECURE_DELETE_SQL, FTS_FULL_FILL_SQL))
     conn.execute("BEGIN IMMEDIATE").close()
     try:
-        conn.execute(f"DROP TABLE IF EXISTS {FTS_TABLE}").close()
-        conn.execute(fts_create_statement(FTS_TABLE, tokenizer)).close()
-        conn.execute(FTS_SECURE_DELETE_SQL).close()
-        conn.execute(FTS_FILL_SQL).close()
+        for table, secure_delete, fill in tables:
+            conn.execute(f"DROP TABLE IF EXISTS {table}").close()
+            conn.execute(fts_create_statement(table, tokenizer)).close()
+            conn.execute(secure_delete).close()
+            conn.execute(fill).close()
         record = counter.bump(conn, 0)
         conn.execute("COMMIT").close()
     except BaseException:

@@ -7,8 +7,9 @@ from the segments, Chroma from the vectors. Each link is compared here:
   (``unsegmented``), and segments every source message of which is gone from the log
   (``orphan_segments``: a forget or a crash left them; legacy segments with no recorded
   sources are not counted);
-- **segments -> FTS5**: segments with no FTS row and FTS rows with no segment (by rowid,
-  through FTS5's ``docsize`` table, one row per indexed document);
+- **segments -> FTS5**: segments with no FTS row and FTS rows with no segment, in each
+  FTS5 table for the segments it indexes (by rowid, through FTS5's ``docsize`` table, one
+  row per indexed document); ``fts_rows`` counts the main table's;
 - **segments -> vectors**: segments with neither a vector nor queued index work;
 - **vectors -> Chroma**: current vectors missing from Chroma and Chroma ids of no live
   segment. From the live index when the store has one loaded (``verify_index``), else from
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from aico.ai.memory.semantic.schema import FTS_FULL_TABLE, FTS_TABLE, FTS_TABLES
 from aico.data.libsql import EncryptedLibSQLConnection
 from aico.errors import AicoError
 from aico.operations._chroma_catalog import CatalogUnreadable, catalog_ids
@@ -92,6 +94,20 @@ class IndexDrift:
 
 def _int(conn: EncryptedLibSQLConnection, sql: str) -> int:
     return int(conn.fetch_value(sql) or 0)
+
+
+# Which segments each FTS5 table indexes (the schema's triggers): the full-text table only
+# those whose ``semantic_fts`` text leaves words out.
+_FTS_SCOPE = {FTS_TABLE: "1", FTS_FULL_TABLE: "s.fts_text IS NOT NULL"}
+
+
+def _fts_tables(core: EncryptedLibSQLConnection) -> list[str]:
+    """The FTS5 tables the core database has (``semantic_fts_full`` from schema v3)."""
+    names = {
+        str(r["name"])
+        for r in core.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    return [table for table in FTS_TABLES if table in names]
 
 
 def _log_ids(log: EncryptedLibSQLConnection) -> tuple[set[str], set[str]]:
@@ -182,17 +198,20 @@ def measure_drift(
         "SELECT count(*) FROM semantic_segments s WHERE s.vector IS NULL AND NOT EXISTS "
         "(SELECT 1 FROM semantic_outbox o WHERE o.op = 'index' AND o.segment_rowid = s.id)",
     )
-    fts_rows = _int(core, "SELECT count(*) FROM semantic_fts_docsize")
-    fts_missing = _int(
-        core,
-        "SELECT count(*) FROM semantic_segments s WHERE NOT EXISTS "
-        "(SELECT 1 FROM semantic_fts_docsize d WHERE d.id = s.id)",
-    )
-    fts_extra = _int(
-        core,
-        "SELECT count(*) FROM semantic_fts_docsize d WHERE NOT EXISTS "
-        "(SELECT 1 FROM semantic_segments s WHERE s.id = d.id)",
-    )
+    fts_rows = _int(core, f"SELECT count(*) FROM {FTS_TABLE}_docsize")
+    fts_missing = fts_extra = 0
+    for table in _fts_tables(core):
+        scope = _FTS_SCOPE[table]
+        fts_missing += _int(
+            core,
+            f"SELECT count(*) FROM semantic_segments s WHERE {scope} AND NOT EXISTS "
+            f"(SELECT 1 FROM {table}_docsize d WHERE d.id = s.id)",
+        )
+        fts_extra += _int(
+            core,
+            f"SELECT count(*) FROM {table}_docsize d WHERE NOT EXISTS "
+            f"(SELECT 1 FROM semantic_segments s WHERE s.id = d.id AND {scope})",
+        )
     drift = IndexDrift(
         messages=len(known),
         consolidated=len(consolidated),
