@@ -173,10 +173,10 @@ class Searcher:
             # GIL for a whole statement) runs here; see ``_start_embedding``.
             if lexical:
                 kept = self._prune_terms(q.user_id, terms)
-                scope = self._fts_user_scope(q.user_id)  # once for both tables
-                bm25 = self._bm25(kept, q, n, scope, FTS_TABLE, window)
-                if full_too:
-                    full = self._bm25(kept, q, n, scope, FTS_FULL_TABLE, window)
+                tables = (FTS_TABLE, FTS_FULL_TABLE) if full_too else (FTS_TABLE,)
+                scope = self._fts_user_scope(q.user_id)
+                bm25, *rest = self._bm25(kept, q, n, scope, tables, window)
+                full = rest[0] if rest else []
         except BaseException:
             if embedding is not None:
                 with contextlib.suppress(Exception):
@@ -276,51 +276,34 @@ class Searcher:
         q: SearchQuery,
         n: int,
         scope: str | None,
-        table: str = FTS_TABLE,
+        tables: tuple[str, ...],
         window: TimeWindow | None = None,
-    ) -> list[tuple[int, float]]:
-        """Top ``n`` of ``table`` by BM25. User, conversation and role are tag tokens in the
-        MATCH (``scope``: the user tag, see ``_fts_user_scope``); ``terms`` are already
-        pruned (``_prune_terms``).
+    ) -> list[list[tuple[int, float]]]:
+        """Top ``n`` of each of ``tables`` by BM25, one list per table, in one statement.
 
-        Only a time range needs a join (a row lookup per match, ~5 ms per 10k matches).
-        With a query time ``window``, the top ``n`` inside it are added (same scores).
+        User, conversation and role are tag tokens in the MATCH (``scope``: the user tag,
+        see ``_fts_user_scope``); ``terms`` are already pruned (``_prune_terms``). Only a
+        time range needs a join (a row lookup per match, ~5 ms per 10k matches). With a
+        query time ``window``, each table's top ``n`` inside it are added (same scores).
         Every id is re-checked against ``q.user_id`` when the winners' text is read.
         """
-        found = self._bm25_query(terms, q, n, scope, table)
-        if window is not None:
-            found = _merge(found, self._bm25_query(terms, q.within(window), n, scope, table))
-        return found
-
-    def _bm25_query(
-        self, terms: list[str], q: SearchQuery, n: int, scope: str | None, table: str
-    ) -> list[tuple[int, float]]:
         expression = match_expression(terms)
         if expression is None:
-            return []
+            return [[] for _ in tables]
         match = scoped_expression(expression, scope, conversation_id=q.conversation_id, role=q.role)
-        # FTS5's bm25() is lower-is-better. Ordering by the selected alias puts one bm25()
-        # call in the program (EXPLAIN); selecting -bm25() and ordering by bm25() had two.
-        score = f"bm25({table}, 1.0, 0.0)"
-        conn = self._core.conn
-        if q.start is None and q.end is None:
-            sql = (
-                f"SELECT rowid AS id, {score} AS score FROM {table} "
-                f"WHERE {table} MATCH ? ORDER BY score LIMIT ?"
-            )
-            rows = conn.fetch_all(sql, (match, n))
-        else:
-            # CROSS JOIN keeps FTS5 as the outer loop: with a plain JOIN SQLite drove the join
-            # from the (user_id, start_ts) index and re-ran the MATCH per row (LongMemEval:
-            # 254 ms median per query, 2.4 ms this way).
-            where, params = q.time_where()
-            sql = (
-                f"SELECT s.id AS id, {score} AS score FROM {table} "
-                f"CROSS JOIN semantic_segments AS s ON s.id = {table}.rowid "
-                f"WHERE {table} MATCH ? AND {by_key(where)} ORDER BY score LIMIT ?"
-            )
-            rows = conn.fetch_all(sql, (match, *params, n))
-        return [(int(r["id"]), -float(r["score"])) for r in rows]
+        parts: list[str] = []
+        params: list[Any] = []
+        for index, table in enumerate(tables):
+            for part in (q,) if window is None else (q, q.within(window)):
+                sql, values = _bm25_sql(table, part)
+                parts.append(f"SELECT {index} AS t, id, score FROM ({sql})")
+                params += [match, *values, n]
+        # One statement for every list: each is a driver round trip less (1k segments).
+        rows = self._core.conn.fetch_all(" UNION ALL ".join(parts), tuple(params))
+        found: list[dict[int, float]] = [{} for _ in tables]
+        for r in rows:
+            found[int(r["t"])][int(r["id"])] = -float(r["score"])
+        return [sorted(f.items(), key=lambda kv: (-kv[1], kv[0])) for f in found]
 
     def _fts_user_scope(self, user_id: str) -> str | None:
         """The user to put in an FTS5 MATCH as a tag, or None when it would filter nothing.
@@ -574,3 +557,26 @@ def _merge(
     best = dict(second)
     best.update(first)
     return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _bm25_sql(table: str, q: SearchQuery) -> tuple[str, list[Any]]:
+    """One table's top-``n`` statement (parameters: MATCH, the filter's values, n).
+
+    FTS5's bm25() is lower-is-better. Ordering by the selected alias puts one bm25() call
+    in the program (EXPLAIN); selecting -bm25() and ordering by bm25() had two.
+    """
+    score = f"bm25({table}, 1.0, 0.0)"
+    if q.start is None and q.end is None:
+        return (
+            f"SELECT rowid AS id, {score} AS score FROM {table} "
+            f"WHERE {table} MATCH ? ORDER BY score LIMIT ?"
+        ), []
+    # CROSS JOIN keeps FTS5 as the outer loop: with a plain JOIN SQLite drove the join from
+    # the (user_id, start_ts) index and re-ran the MATCH per row (LongMemEval: 254 ms median
+    # per query, 2.4 ms this way).
+    where, params = q.time_where()
+    return (
+        f"SELECT s.id AS id, {score} AS score FROM {table} "
+        f"CROSS JOIN semantic_segments AS s ON s.id = {table}.rowid "
+        f"WHERE {table} MATCH ? AND {by_key(where)} ORDER BY score LIMIT ?"
+    ), list(params)
