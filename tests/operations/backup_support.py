@@ -60,6 +60,21 @@ def open_manager(data_dir: Path, cfg: Config | None = None, **kw: Any) -> Memory
     return manager
 
 
+def healed(manager: MemoryManager, user: str = ALICE, timeout: float = 120.0) -> bool:
+    """Wait until the dense index serves again (a restored one is rebuilt in the background,
+    started by the first search that finds it missing)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        health = manager.semantic.index_health()
+        if health.state == "ok" and health.serving:
+            return True
+        manager.search(user, "harbour", 1)
+        time.sleep(0.1)
+    return False
+
+
 def fill(manager: MemoryManager, user: str, tag: str, *, conversations: int = 2) -> list[str]:
     """Two consolidated conversations of ``user`` (markers ``zq<tag>…``), a fact, an
     attachment; returns the message ids."""

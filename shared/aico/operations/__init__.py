@@ -23,6 +23,7 @@ from aico.operations.backup import (
 from aico.operations.compaction import compact_working_memory
 from aico.operations.doctor import DoctorReport, Finding, RepairAction, doctor
 from aico.operations.drift import IndexDrift, measure_drift
+from aico.operations.export import ExportReport, ImportReport, export_user, import_user
 from aico.operations.health import HealthReport, health_report
 from aico.operations.jobs import (
     JOBS,
@@ -44,8 +45,10 @@ __all__ = [
     "BackupReport",
     "BackupSettings",
     "DoctorReport",
+    "ExportReport",
     "Finding",
     "HealthReport",
+    "ImportReport",
     "IndexDrift",
     "JobReport",
     "JobSpec",
@@ -60,8 +63,10 @@ __all__ = [
     "compact_working_memory",
     "create_backup",
     "doctor",
+    "export_user",
     "find_backup",
     "health_report",
+    "import_user",
     "job_interval",
     "list_backups",
     "measure_drift",

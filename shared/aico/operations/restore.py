@@ -22,8 +22,12 @@ Order, so that the current data is never touched until the restored copy is whol
 
 A failure or a kill before step 6 leaves the current data dir exactly as it was; the next
 restore deletes the abandoned staging directory. Working memory is not restored (the first
-open refills it from the log) and the Chroma index is rebuilt from libSQL by the first open
-(a rebuild marker is left), unless re-applied forgets already rebuilt it here.
+open refills it from the log). Nor is the Chroma index: an embedded one is missing, which
+the first open notices (no vectors where libSQL has some) and rebuilds in the background
+from the libSQL vectors while search uses BM25 and the exact scan (opening does not wait
+minutes for it); a Chroma server still holds the replaced data's collections, so a rebuild
+marker makes the first open rebuild them before anything is served. Re-applied forgets
+rebuild the index here already (a forget purges it by rebuilding it).
 """
 
 from __future__ import annotations
@@ -83,7 +87,7 @@ class RestoreReport:
     ``replaced``: where the previous data dir was kept (``keep_replaced``), else None.
     ``forgets_reapplied``: forgets of the current ledger applied again to the restored data;
     ``ledger_rows_carried``: rows copied into the restored ledger. ``index_rebuild_pending``:
-    the first open rebuilds the Chroma index from libSQL.
+    the Chroma index is rebuilt from libSQL after the first open (see the module docstring).
     """
 
     backup: BackupInfo
@@ -324,7 +328,7 @@ def _finish_staging(
     config: Config,
     encoder: Encoder | None,
 ) -> tuple[int, int, bool]:
-    """Verify the staged data dir, re-apply the ledger; (forgets, rows carried, marker)."""
+    """Verify the staged data dir, re-apply the ledger; (forgets, rows carried, rebuild)."""
     from aico.ai.memory import key_rotation
 
     store = DataStore.from_config(
@@ -354,7 +358,7 @@ def _finish_staging(
         if not forgets:
             carried = _carry(store, unmatched)
             store.close()
-            if semantic_in_use:
+            if semantic_in_use and config.section("memory.semantic")["chroma_url"]:
                 _write_marker(DataDir(staging).index_rebuild_marker, master.key_id)
             return 0, carried, semantic_in_use
         applied, carried = _reapply(store, forgets, unmatched, config, encoder)
