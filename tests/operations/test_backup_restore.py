@@ -474,6 +474,28 @@ def test_with_a_chroma_server_the_first_open_rebuilds_the_index(data, tmp_path):
     assert DataDirMarker.present(tmp_path / "y")
 
 
+@pytest.mark.parametrize("damage", ["deleted", "garbled"])
+def test_a_data_dir_that_lost_its_key_file_is_restored_only_knowingly(data, damage):
+    """Without its key nothing of the data dir decrypts, its ledger neither: the restore
+    that brings it back must be asked for with --ignore-ledger."""
+    data_dir, archive = data
+    key_file = data_dir / "keys" / "master.key"
+    if damage == "deleted":
+        key_file.unlink()
+    else:
+        key_file.write_bytes(b"{not json")
+    before = snapshot(data_dir)
+    with pytest.raises(StorageError, match="ignore-ledger"):
+        restore(archive, data_dir)
+    assert snapshot(data_dir) == before
+    restore(archive, data_dir, ignore_ledger=True)
+    m = open_manager(data_dir)
+    try:
+        assert lexical(m, ALICE, "zqalicec0m1")
+    finally:
+        m.close()
+
+
 class DataDirMarker:
     @staticmethod
     def present(data_dir: Path) -> bool:

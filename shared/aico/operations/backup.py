@@ -4,9 +4,9 @@
 on disk) and every libSQL database with its WAL: the source of truth. Working memory (LMDB)
 is left out: it is a cache of the log's last day, refilled from the log by the first open
 after a restore. The Chroma index is left out: it is derived, and a copy taken while a
-writer runs would not match the databases; the restore marks it for a rebuild from the
-libSQL vectors (no re-embedding), which the first open runs. docs/operations.md has the
-measurements behind both choices.
+writer runs would not match the databases; after a restore it is rebuilt from the libSQL
+vectors (no re-embedding), in the background of the first open (``restore``).
+docs/operations.md has the measurements behind both choices.
 
 **One consistent snapshot while writers run.** ``VACUUM INTO`` is no option: this libSQL
 build writes its output *unencrypted* (measured; docs/operations.md), and the driver has no

@@ -53,6 +53,7 @@ from aico.errors import (
     AicoError,
     DatabaseCorrupted,
     InvalidInput,
+    KeyFileError,
     NotFound,
     StorageError,
     WrongPassphrase,
@@ -129,18 +130,31 @@ def restore_backup(
     target = DataDir(to) if to is not None else current
     in_place = target.root.absolute() == current.root.absolute()
     with open_backup(archive, passphrase) as opened:
-        current_master = _unlock_current(current, opened, current_passphrase or passphrase)
-        if in_place and current_master is None and _non_empty(current.root):
+        is_data_dir = _is_data_dir(current)
+        current_master: MasterKey | None = None
+        unreadable: AicoError | None = None
+        if current.key_file.exists():
+            try:
+                current_master = _unlock_current(current, opened, current_passphrase or passphrase)
+            except KeyFileError as exc:  # damaged: what a restore is for (WrongPassphrase is not)
+                unreadable = exc
+        elif is_data_dir:
+            unreadable = KeyFileError(f"no key file at {current.key_file}")
+        if in_place and not is_data_dir and _non_empty(current.root):
             raise InvalidInput(f"{current.root} is not empty and is not a data dir")
         if not in_place and _non_empty(target.root):
             raise InvalidInput(f"restore target {target.root} exists and is not empty")
-        swap = in_place and current_master is not None
+        swap = in_place and is_data_dir
         hold = DirLock(current) if swap else None
         with contextlib.ExitStack() as stack:
             if hold is not None:
                 stack.callback(hold.release)
                 stack.enter_context(hold.exclusive())
-            rows = _current_ledger(current, current_master, config, ignore_ledger)
+            rows = (
+                _refuse_unless(ignore_ledger, current, unreadable)
+                if unreadable is not None
+                else _current_ledger(current, current_master, config, ignore_ledger)
+            )
             staging, lock_fd = _new_staging(target.root)
             try:
                 names = _unpack(opened, staging, progress)
@@ -188,10 +202,13 @@ def _non_empty(path: Path) -> bool:
         return True
 
 
-def _unlock_current(current: DataDir, opened: OpenedBackup, passphrase: str) -> MasterKey | None:
-    """The current data dir's master key (None: there is no data dir there yet)."""
-    if not current.key_file.exists():
-        return None
+def _is_data_dir(layout: DataDir) -> bool:
+    """A key file or a databases directory: what a restore in place may replace."""
+    return layout.key_file.exists() or (layout.root / "db").is_dir()
+
+
+def _unlock_current(current: DataDir, opened: OpenedBackup, passphrase: str) -> MasterKey:
+    """The current data dir's master key (its key file exists)."""
     key_file = KeyFile.load(current.key_file)
     if key_file.key_id == opened.master.key_id:
         return opened.master  # same key: no second Argon2 run
@@ -208,9 +225,9 @@ def _current_ledger(
     if master is None:
         return []
     path = current.database("conversations")
-    if not path.exists():
-        return []
     try:
+        if not path.exists():
+            raise NotFound(f"{path} does not exist")
         conn = EncryptedLibSQLConnection(
             path,
             master.subkey(Purpose.libsql("conversations")),
@@ -230,14 +247,19 @@ def _current_ledger(
         finally:
             conn.close()
     except AicoError as exc:
-        if ignore:
-            return []
-        raise StorageError(
-            f"cannot read the forget ledger of {current.root} ({type(exc).__name__}): a "
-            "restore would bring back users forgotten since the backup. Repair the "
-            "conversations database, or restore anyway with ignore_ledger "
-            "('aico backup restore --ignore-ledger')"
-        ) from exc
+        return _refuse_unless(ignore, current, exc)
+
+
+def _refuse_unless(ignore: bool, current: DataDir, exc: AicoError) -> list[ledger.LedgerRow]:
+    """No ledger to apply if ``ignore``; otherwise the refusal that says how to go on."""
+    if ignore:
+        return []
+    raise StorageError(
+        f"cannot read the forget ledger of {current.root} ({type(exc).__name__}): a "
+        "restore would bring back users forgotten since the backup. Repair the "
+        "conversations database (or its key file), or restore anyway with ignore_ledger "
+        "('aico backup restore --ignore-ledger')"
+    ) from exc
 
 
 # ---- staging ---------------------------------------------------------------------------------
