@@ -291,3 +291,26 @@ def test_backup_leaves_the_data_dir_as_it_was(manager):
     m.close()
     after = tree_digest(root, skip=("locks", "backups"))
     assert set(after) == set(before)
+
+
+def test_leftovers_of_a_killed_backup_are_removed_by_the_next(manager):
+    """A dead backup's ``.partial`` and snapshot copy go; a running one's stay."""
+    import fcntl
+
+    backups = manager.store.layout.backups
+    backups.mkdir(exist_ok=True)
+    dead, alive = "20200101T000000Z-aaaaaa", "20200101T000000Z-bbbbbb"
+    for backup_id in (dead, alive):
+        (backups / f"{backup_id}.aicobak.partial").write_bytes(b"half an archive")
+        (backups / f".snapshot-{backup_id}").mkdir()
+        (backups / f".snapshot-{backup_id}" / "core.db").write_bytes(b"a copy")
+    (backups / ".snapshot-20200101T000000Z-cccccc").mkdir()  # its archive was renamed
+    running = open(backups / f"{alive}.aicobak.partial", "rb")  # noqa: SIM115
+    fcntl.flock(running.fileno(), fcntl.LOCK_EX)  # as a backup in progress holds it
+    try:
+        report = create_backup(manager.store, config=config())
+    finally:
+        running.close()
+    assert sorted(p.name for p in backups.iterdir()) == sorted(
+        [report.info.path.name, f"{alive}.aicobak.partial", f".snapshot-{alive}"]
+    )

@@ -31,6 +31,7 @@ newest ``backup_max_count`` are deleted; the newest archive is never deleted.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
@@ -93,6 +94,8 @@ KEY_ENTRY = "keys/master.key"
 ARCHIVE_PURPOSE = "backup/archive"
 CHECKSUM_PURPOSE = "backup/checksum"
 _ID = re.compile(r"(\d{8}T\d{6}Z)-([0-9a-f]{6})")
+_PARTIAL = ".partial"
+_SCRATCH = ".snapshot-"
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)`` in bytes, called as the work advances."""
@@ -360,11 +363,15 @@ def create_backup(
         raise InvalidInput("a master-key rotation is unfinished: run 'aico keys rotate' first")
     _private_dir(dest)
     _private_dir(layout.backups)
-    scratch = layout.backups / f".snapshot-{backup_id}"
-    partial = dest / f"{backup_id}{BACKUP_SUFFIX}.partial"
+    _remove_leftovers(dest, layout.backups)
+    scratch = layout.backups / f"{_SCRATCH}{backup_id}"
+    partial = dest / f"{backup_id}{BACKUP_SUFFIX}{_PARTIAL}"
     final = dest / f"{backup_id}{BACKUP_SUFFIX}"
-    scratch.mkdir(mode=0o700)
+    # Created first and locked until the end: a lockable one is a dead backup's (see below).
+    fh = open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")  # noqa: SIM115
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
     try:
+        scratch.mkdir(mode=0o700)
         copied, held = _snapshot(store, scratch)
         checksum_key = master.subkey(CHECKSUM_PURPOSE)
         key_bytes = layout.key_file.read_bytes()
@@ -401,17 +408,16 @@ def create_backup(
             {"key_file": key_bytes.decode("utf-8")},
             lambda salt: master.subkey(ARCHIVE_PURPOSE),
         )
-        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
-            sealed = SealedWriter(fh, key, header)
-            payload = PayloadWriter(sealed, compression_threshold=settings.compression_threshold)
-            payload.add_bytes(MANIFEST, json.dumps(manifest, sort_keys=True).encode("utf-8"))
-            payload.add_bytes(KEY_ENTRY, key_bytes, progress=advance)
-            for rel, copy in copied:
-                with open(copy, "rb") as src:
-                    payload.add_file(rel, src, copy.stat().st_size, progress=advance)
-            payload.end()
-            fh.flush()
-            os.fsync(fh.fileno())
+        sealed = SealedWriter(fh, key, header)
+        payload = PayloadWriter(sealed, compression_threshold=settings.compression_threshold)
+        payload.add_bytes(MANIFEST, json.dumps(manifest, sort_keys=True).encode("utf-8"))
+        payload.add_bytes(KEY_ENTRY, key_bytes, progress=advance)
+        for rel, copy in copied:
+            with open(copy, "rb") as src:
+                payload.add_file(rel, src, copy.stat().st_size, progress=advance)
+        payload.end()
+        fh.flush()
+        os.fsync(fh.fileno())
         os.replace(partial, final)
         _fsync_dir(dest)
     except BaseException:
@@ -420,6 +426,7 @@ def create_backup(
         raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        fh.close()
     info = _info_of(final)
     pruned: tuple[BackupInfo, ...] = ()
     if prune:
@@ -440,6 +447,33 @@ def create_backup(
         total_s=time.perf_counter() - started,
         pruned=pruned,
     )
+
+
+def _remove_leftovers(dest: Path, scratch_parent: Path) -> None:
+    """Delete what killed backups left: their ``.partial`` archive and snapshot copy.
+
+    A backup holds its ``.partial`` locked from before its snapshot until it is renamed,
+    so a ``.partial`` that can be locked belongs to a dead process; a snapshot directory
+    whose ``.partial`` is gone, to one that died after the rename. Both hold only
+    encrypted bytes; they are deleted because they can be as large as the data dir.
+    """
+    for partial in dest.glob(f"*{BACKUP_SUFFIX}{_PARTIAL}"):
+        try:
+            fd = os.open(partial, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a backup in progress
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    for scratch in scratch_parent.glob(f"{_SCRATCH}*"):
+        backup_id = scratch.name[len(_SCRATCH) :]
+        if not (dest / f"{backup_id}{BACKUP_SUFFIX}{_PARTIAL}").exists():
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _hmac(key: bytes, data: bytes) -> str:
