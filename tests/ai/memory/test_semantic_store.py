@@ -513,3 +513,16 @@ def test_chroma_loads_after_the_first_search_or_when_needed(sem_open) -> None:
     writer = sem_open()
     writer.add_segments([Segment("alice", "a new note about kayaks", T0)])
     assert writer._index_if_ready() is not None and writer.verify_index().ok
+
+
+def test_a_second_users_segments_end_the_sole_user_shortcut(sem_store) -> None:
+    # One user: BM25 leaves the user tag out (remembered for a moment). Another user's
+    # segments, added through the store, must be tagged out again at once.
+    filler = [Segment("alice", f"alice note {i} about sailing", T0 + i) for i in range(3)]
+    sem_store.add_segments(filler)
+    assert len(sem_store.search("alice", "sailing", k=10, mode="bm25")) == 3
+    sem_store.add_segments(
+        [Segment("bob", f"bob sailing sailing sailing {i}", T0 + i) for i in range(60)]
+    )
+    hits = sem_store.search("alice", "sailing", k=3, mode="bm25")
+    assert len(hits) == 3 and all(h.text.startswith("alice") for h in hits)

@@ -49,6 +49,7 @@ _MAX_K = 1000
 _EXACT_CHUNK = 5000
 _DF_TTL_S = 300.0
 _DF_CACHE_MAX = 10_000
+_SOLE_TTL_S = 2.0
 _MODES = get_args(SearchMode)
 
 
@@ -137,6 +138,7 @@ class Searcher:
         self._core = core
         self._df_lock = threading.Lock()
         self._df_cache: dict[tuple[str, str, str], tuple[int, float]] = {}
+        self._sole: tuple[str, bool, float] | None = None  # (user, answer, when)
 
     # -- searching -----------------------------------------------------------------------
 
@@ -316,13 +318,31 @@ class Searcher:
         return None if self._sole_user(user_id) else user_id
 
     def _sole_user(self, user_id: str) -> bool:
-        """True if every stored segment belongs to ``user_id`` (two index probes, ~30 µs)."""
+        """True if every stored segment belongs to ``user_id`` (two index probes, ~30 µs,
+        plus a statement's round trip: remembered for ``_SOLE_TTL_S``).
+
+        The answer can only turn false when another user's segments are added: this
+        store's own writes forget it (``writes_happened``), another process's are seen
+        within the TTL. A stale "true" costs quality for that moment (another user's
+        matches take candidate slots), never isolation: every id is checked against the
+        user before its text or vector is read.
+        """
+        now = time.monotonic()
+        cached = self._sole
+        if cached is not None and cached[0] == user_id and now - cached[2] < _SOLE_TTL_S:
+            return cached[1]
         row = self._core.conn.fetch_one(
             # Two subqueries: a single SELECT of both min and max scans the whole index.
             "SELECT (SELECT min(user_id) FROM semantic_segments) AS lo, "
             "(SELECT max(user_id) FROM semantic_segments) AS hi"
         )
-        return row is not None and row["lo"] == user_id and row["hi"] == user_id
+        sole = row is not None and row["lo"] == user_id and row["hi"] == user_id
+        self._sole = (user_id, sole, now)
+        return sole
+
+    def writes_happened(self) -> None:
+        """Forget what was remembered about the stored segments' owners (after a write)."""
+        self._sole = None
 
     def _prune_terms(self, user_id: str, terms: list[str]) -> list[str]:
         """Drop terms in more than ``bm25_max_df`` of a large store's segments.

@@ -265,7 +265,10 @@ class SemanticMemoryStore:
         consolidation replayed after a crash, or run by two processes at once, stores each
         segment exactly once.
         """
-        return self._writer.add_segments(segments, index=index, skip_existing=skip_existing)
+        try:
+            return self._writer.add_segments(segments, index=index, skip_existing=skip_existing)
+        finally:
+            self._searcher.writes_happened()
 
     def add_messages(
         self,
@@ -278,14 +281,17 @@ class SemanticMemoryStore:
         index: bool = True,
     ) -> list[str]:
         """Segment a conversation (``config.segmentation`` unless given) and store it."""
-        return self._writer.add_messages(
-            user_id,
-            messages,
-            conversation_id=conversation_id,
-            session_id=session_id,
-            segmentation=segmentation,
-            index=index,
-        )
+        try:
+            return self._writer.add_messages(
+                user_id,
+                messages,
+                conversation_id=conversation_id,
+                session_id=session_id,
+                segmentation=segmentation,
+                index=index,
+            )
+        finally:
+            self._searcher.writes_happened()
 
     def process_outbox(self, *, limit: int | None = None) -> OutboxResult:
         """Apply pending outbox work to Chroma, oldest first; idempotent and crash-safe.
