@@ -248,6 +248,11 @@ def test_a_cancelled_call_that_started_still_commits(manager, clock):
         assert message_count(manager) == 0
         clock.release.set()
         await until(lambda: message_count(manager) == 1)
+        # The log commit is the acknowledgement; working memory's append follows it on the
+        # same worker, so a read on another worker may come just before it: wait for it.
+        await until(
+            lambda: [m.content for m in manager.recent("a", "s", 5)] == ["committed anyway"]
+        )
         assert [m.content for m in await face.recent("a", "s", 5)] == ["committed anyway"]
 
     run(test, manager)
