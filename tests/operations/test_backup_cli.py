@@ -96,7 +96,7 @@ def test_restore_asks_then_restores(env, tmp_path):
     assert refused.stderr == "Error: restoring over the data dir needs --yes (or a terminal)\n"
     done = ok(env, "backup", "restore", "latest", "--yes")
     assert done.stdout.startswith("restored backup ")
-    assert "the search index is rebuilt from the databases on the next open" in done.stdout
+    assert "the search index is rebuilt from the databases after the next open" in done.stdout
     side = ok(env, "backup", "restore", "latest", "--to", str(tmp_path / "side"), "--json")
     assert json.loads(side.stdout)["data_dir"] == str(tmp_path / "side")
     m = open_manager(Path(env["AICO_DATA_DIR"]))

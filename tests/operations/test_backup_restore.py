@@ -132,6 +132,23 @@ def test_restore_in_place_brings_back_the_backup_state(data):
     assert sorted(p.name for p in data_dir.parent.iterdir()) == ["data"]
 
 
+def test_rebuild_index_restores_a_complete_index_before_the_swap(data, tmp_path):
+    data_dir, archive = data
+    m = open_manager(data_dir)
+    before = hits(m, BOB, "harbour")
+    m.close()
+    report = restore(archive, data_dir, to=tmp_path / "full", rebuild_index=True)
+    assert not report.index_rebuild_pending
+    m = open_manager(tmp_path / "full")
+    try:
+        health = m.semantic.index_health()
+        assert (health.state, health.serving) == ("ok", True)  # no rebuild left to do
+        assert m.semantic.verify_index().ok
+        assert hits(m, BOB, "harbour") == before
+    finally:
+        m.close()
+
+
 def test_restored_databases_open_without_stale_sidecars(data):
     """No commit record or seal travels: the next open must not see "missing commits"."""
     data_dir, archive = data

@@ -166,6 +166,11 @@ def verify_cmd(state: CliState, backup_id: str, directory: Path | None, as_json:
     is_flag=True,
     help="Restore even if the current forget ledger cannot be read (forgotten users return).",
 )
+@click.option(
+    "--rebuild-index",
+    is_flag=True,
+    help="Rebuild the search index before the swap (longer restore, full search at once).",
+)
 @click.option("--yes", is_flag=True, help="Do not ask before replacing the data dir.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
@@ -177,6 +182,7 @@ def restore_cmd(
     to: Path | None,
     keep_replaced: bool,
     ignore_ledger: bool,
+    rebuild_index: bool,
     yes: bool,
     as_json: bool,
 ) -> None:
@@ -204,6 +210,7 @@ def restore_cmd(
             current_passphrase=current,
             keep_replaced=keep_replaced,
             ignore_ledger=ignore_ledger,
+            rebuild_index=rebuild_index,
             progress=bar,
         )
     if as_json:
@@ -215,7 +222,10 @@ def restore_cmd(
     if report.forgets_reapplied:
         click.echo(f"forgets applied again from the ledger: {report.forgets_reapplied}")
     if report.index_rebuild_pending:
-        click.echo("the search index is rebuilt from the databases on the next open")
+        click.echo(
+            "the search index is rebuilt from the databases after the next open "
+            "(until then search uses BM25 and an exact scan)"
+        )
     if report.replaced is not None:
         click.echo(f"the replaced data dir is kept at {report.replaced}")
 

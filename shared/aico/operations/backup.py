@@ -195,7 +195,7 @@ def _created_of(backup_id: str) -> float | None:
 def list_backups(directory: str | os.PathLike[str]) -> list[BackupInfo]:
     """The archives in ``directory``, newest first (read-only; needs no passphrase)."""
     directory = Path(directory)
-    found: list[BackupInfo] = []
+    found: list[tuple[tuple[float, int, str], BackupInfo]] = []
     try:
         names = list(directory.iterdir())
     except FileNotFoundError:
@@ -207,8 +207,11 @@ def list_backups(directory: str | os.PathLike[str]) -> list[BackupInfo]:
         if created is None:
             continue
         with contextlib.suppress(FileNotFoundError):
-            found.append(BackupInfo(path.stem, path, created, path.stat().st_size))
-    return sorted(found, key=lambda b: (b.created_at, b.id), reverse=True)
+            st = path.stat()
+            # Ids have whole seconds: within one, the later-written archive is the newer.
+            order = (created, st.st_mtime_ns, path.stem)
+            found.append((order, BackupInfo(path.stem, path, created, st.st_size)))
+    return [info for _, info in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
 def find_backup(directory: str | os.PathLike[str], which: str | os.PathLike[str]) -> Path:

@@ -113,6 +113,7 @@ def restore_backup(
     encoder: Encoder | None = None,
     keep_replaced: bool = False,
     ignore_ledger: bool = False,
+    rebuild_index: bool = False,
     progress: ProgressCallback | None = None,
 ) -> RestoreReport:
     """Restore ``archive`` over ``data_dir`` (or into the new directory ``to``).
@@ -121,7 +122,9 @@ def restore_backup(
     the same) unlocks the current data dir to read its forget ledger. ``encoder`` is needed
     only when forgets must be re-applied (default: the configured one). ``ignore_ledger``
     restores even when the current ledger cannot be read: users forgotten after the backup
-    then come back. See the module docstring for the steps and what a failure leaves.
+    then come back. ``rebuild_index`` rebuilds the Chroma index in the staged copy before
+    the swap (the restore takes that much longer; the first open then serves at once, see
+    the module docstring). See the module docstring for the steps and what a failure leaves.
     """
     started = time.perf_counter()
     config = config or load_config()
@@ -159,7 +162,7 @@ def restore_backup(
             try:
                 names = _unpack(opened, staging, progress)
                 result = _finish_staging(
-                    staging, opened.master, current_master, rows, config, encoder
+                    staging, opened.master, current_master, rows, config, encoder, rebuild_index
                 )
                 if swap:
                     _link_backups(current.backups, staging / "backups")
@@ -349,6 +352,7 @@ def _finish_staging(
     rows: list[ledger.LedgerRow],
     config: Config,
     encoder: Encoder | None,
+    rebuild_index: bool,
 ) -> tuple[int, int, bool]:
     """Verify the staged data dir, re-apply the ledger; (forgets, rows carried, rebuild)."""
     from aico.ai.memory import key_rotation
@@ -379,6 +383,9 @@ def _finish_staging(
         )
         if not forgets:
             carried = _carry(store, unmatched)
+            if semantic_in_use and rebuild_index:
+                _rebuild_index(store, config, encoder)
+                return 0, carried, False
             store.close()
             if semantic_in_use and config.section("memory.semantic")["chroma_url"]:
                 _write_marker(DataDir(staging).index_rebuild_marker, master.key_id)
@@ -395,6 +402,19 @@ def _carry(store: DataStore, rows: list[ledger.LedgerRow]) -> int:
     return ledger.carry_over(
         store.connection("conversations"), rows, restored_key=store.master_key, now=time.time()
     )
+
+
+def _rebuild_index(store: DataStore, config: Config, encoder: Encoder | None) -> None:
+    """The Chroma index of the staged copy, rebuilt from its libSQL vectors before the swap."""
+    from aico.ai.memory.stores import configured_encoder, open_semantic
+    from aico.ai.memory.upgrade import upgrade_store
+
+    upgrade_store(store)
+    semantic = open_semantic(store, config, encoder or configured_encoder(config))
+    try:
+        semantic.rebuild()
+    finally:
+        semantic.close()
 
 
 def _reapply(
