@@ -19,6 +19,7 @@ from aico.ai.memory.semantic.segmenting import (
     segment_messages,
 )
 from aico.ai.memory.semantic.store import SemanticMemoryStore
+from aico.ai.memory.semantic.timeparse import TimeWindow
 from aico.ai.memory.semantic.types import (
     IndexHealth,
     IndexReport,
@@ -50,6 +51,7 @@ __all__ = [
     "SemanticConfig",
     "SemanticKeys",
     "SemanticMemoryStore",
+    "TimeWindow",
     "VectorRotation",
     "build_match_expression",
     "fuse",
