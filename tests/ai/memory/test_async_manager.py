@@ -296,6 +296,9 @@ def test_calls_after_aclose_raise_store_closed(manager):
             "forget": face.forget("a"),
             "forget_user": face.forget_user("a"),
             "rotate_master_key": face.rotate_master_key("new passphrase"),
+            "backup": face.backup(),
+            "export": face.export("a", "unused.aico"),
+            "import_": face.import_("unused.aico"),
         }
         for call in calls.values():
             with pytest.raises(StoreClosed):

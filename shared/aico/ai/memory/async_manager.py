@@ -421,6 +421,18 @@ class AsyncMemoryManager:
             self.sync.forget, user_id, conversation_id=conversation_id, message_id=message_id
         )
 
+    async def backup(self, **options: Any) -> Any:
+        """``MemoryManager.backup``."""
+        return await self._call(self.sync.backup, **options)
+
+    async def export(self, user_id: str, path: str | Path, **options: Any) -> Any:
+        """``MemoryManager.export``."""
+        return await self._call(self.sync.export, user_id, path, **options)
+
+    async def import_(self, path: str | Path, **options: Any) -> Any:
+        """``MemoryManager.import_``."""
+        return await self._call(self.sync.import_, path, **options)
+
     async def forget_user(self, user_id: str) -> ForgetReport:
         """``MemoryManager.forget_user``."""
         return await self._call(self.sync.forget_user, user_id)

@@ -846,6 +846,32 @@ class MemoryManager:
         for copy in memory.glob(self.store.layout.working_memory.name + ".damaged-*"):
             shutil.rmtree(copy, ignore_errors=True)
 
+    # ---- operations (aico.operations: imported on use, they build on this class) --------
+
+    def backup(self, **options: Any) -> Any:
+        """``aico.operations.create_backup`` of this data dir (``BackupReport``)."""
+        from aico.operations import create_backup
+
+        self._check_open()
+        if not self.read_only:
+            self._flush_appended()
+        return create_backup(self.store, config=self.config, **options)
+
+    def export(self, user_id: str, path: str | Path, **options: Any) -> Any:
+        """``aico.operations.export_user``: one user's memory as a portable archive."""
+        from aico.operations import export_user
+
+        self._check_open()
+        check_id(user_id, "user_id")
+        return export_user(self.store, user_id, path, config=self.config, **options)
+
+    def import_(self, path: str | Path, **options: Any) -> Any:
+        """``aico.operations.import_user``: bring an exported user into this data dir."""
+        from aico.operations import import_user
+
+        self._check_writable("import_")
+        return import_user(self, path, **options)
+
     def forget_user(self, user_id: str) -> ForgetReport:
         """``forget(user_id)``: everything of the user, everywhere."""
         return self.forget(user_id)
