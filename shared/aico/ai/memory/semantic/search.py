@@ -146,6 +146,7 @@ class Searcher:
         """The ``q.k`` best segments of ``q.user_id``, best first (see ``SemanticMemoryStore``)."""
         hits = self._search(q)
         core = self._core
+        core.warm_time_parser()  # after the first answer, not before it
         if core.index_usable:
             if core.index_future is None:
                 core.start_loading()  # the first search is answered; now load Chroma
