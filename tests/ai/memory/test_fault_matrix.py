@@ -155,10 +155,19 @@ def test_fault_matrix(tmp_path: Path, state: str) -> None:
     if os.environ.get("AICO_FAULT_REPORT"):  # the whole matrix, for docs/security.md
         out = Path(os.environ["AICO_FAULT_REPORT"])
         out.with_suffix(f".{state}.json").write_text(json.dumps(results, indent=1))
+    def documented(key: str, got: str) -> bool:
+        file, how = key.rsplit(" ", 1)
+        allowed = expected_outcomes(state, file, how)
+        # A garbled row that no check can see (the cipher has no MAC) may surface later as
+        # a typed error of whatever verb reads it: still typed, never a signal.
+        if got.startswith("failed_in_use:") and "undetected" in allowed:
+            return True
+        return got == "absent" or got in allowed
+
     wrong = {
         key: (got, sorted(expected_outcomes(state, *key.rsplit(" ", 1))))
         for key, got in report.items()
-        if got != "absent" and got not in expected_outcomes(state, *key.rsplit(" ", 1))
+        if not documented(key, got)
     }
     killed = [k for k, v in report.items() if v.startswith("signal")]
     assert not killed, json.dumps({k: report[k] for k in killed})
