@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from aico.cli import admin, backup, health, integrations, service
+from aico.cli import admin, analytics, backup, files, health, integrations, knowledge, service
 from aico.cli._common import CliState
 from aico.cli.db import db_group
 from aico.cli.keys import init_cmd, keys_group
@@ -55,9 +55,12 @@ cli.add_command(keys_group)
 cli.add_command(lmdb_group)
 cli.add_command(semantic_group)
 admin.register(cli)
+analytics.register(cli)
 backup.register(cli)
+files.register(cli)
 health.register(cli)
 integrations.register(cli)
+knowledge.register(cli)
 service.register(cli)
 
 
