@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aico.ai.embeddings import Encoder
 from aico.ai.memory._faults import fault
@@ -78,6 +78,11 @@ from aico.validation import (
     check_text,
     check_time,
 )
+
+if TYPE_CHECKING:
+    from aico.ai.memory.files import FileMemory
+    from aico.ai.memory.knowledge import Knowledge
+    from aico.analytics import Analytics
 
 __all__ = [
     "ContextBundle",
@@ -182,6 +187,9 @@ class MemoryManager:
         # Messages whose LMDB append failed here: ``recent`` reads them from the log until
         # a replay put them in working memory.
         self._unappended: set[str] = set()
+        self._files: FileMemory | None = None
+        self._knowledge: Knowledge | None = None
+        self._analytics: Analytics | None = None
         self._wire()
         self.last_repair = self.repair() if repair and not read_only else RepairReport()
 
@@ -875,6 +883,38 @@ class MemoryManager:
     def forget_user(self, user_id: str) -> ForgetReport:
         """``forget(user_id)``: everything of the user, everywhere."""
         return self.forget(user_id)
+
+    # ---- the other stores' faces (imported on use; each is one small coordinator) -------
+
+    @property
+    def files(self) -> FileMemory:
+        """The file index: folders indexed into ``file_index.db`` and semantic memory."""
+        self._check_open()
+        if self._files is None:
+            from aico.ai.memory.files import FileMemory
+
+            self._files = FileMemory(self)
+        return self._files
+
+    @property
+    def knowledge(self) -> Knowledge:
+        """The knowledge store: decisions, components, patterns, context feedback."""
+        self._check_open()
+        if self._knowledge is None:
+            from aico.ai.memory.knowledge import Knowledge
+
+            self._knowledge = Knowledge(self)
+        return self._knowledge
+
+    @property
+    def analytics(self) -> Analytics:
+        """The analytical side (DuckDB): activity, usage, memory use, system statistics."""
+        self._check_open()
+        if self._analytics is None:
+            from aico.analytics import Analytics
+
+            self._analytics = Analytics(self)
+        return self._analytics
 
 
 def _require_current(store: DataStore) -> None:
