@@ -200,6 +200,7 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
     migrator = Migrator(sem_core, "core")
     steps = migrator.downgrade(schema="semantic", to=0)
     assert [(s.schema, s.version, s.direction) for s in steps] == [
+        ("semantic", 4, "down"),
         ("semantic", 3, "down"),
         ("semantic", 2, "down"),
         ("semantic", 1, "down"),
@@ -213,6 +214,7 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
         ("semantic", 1),
         ("semantic", 2),
         ("semantic", 3),
+        ("semantic", 4),
     ]
     assert sem_core.fetch_value("SELECT value FROM semantic_settings") is not None
 
@@ -227,6 +229,6 @@ def test_all_matches_public_names() -> None:
         if not name.startswith("_") and getattr(value, "__module__", "").startswith("aico.")
     }
     public |= {n for n in vars(semantic) if n.isupper() and not n.startswith("_")}
-    public |= {"FusionMethod", "SearchMode", "SegmentUnit"}  # typing aliases have no module
+    public |= {"FusionMethod", "SearchMode", "SegmentSource", "SegmentUnit"}  # typing aliases have no module
     assert semantic.__all__ == sorted(semantic.__all__)
     assert set(semantic.__all__) == public

@@ -45,7 +45,7 @@ from aico.ai.memory.manager import (
     RepairReport,
     RotationReport,
 )
-from aico.ai.memory.semantic import SearchHit, SearchMode
+from aico.ai.memory.semantic import SearchHit, SearchMode, SegmentSource
 from aico.ai.memory.working import WorkingMessage
 from aico.config import Config
 from aico.data.repositories.conversations import Attachment
@@ -359,6 +359,8 @@ class AsyncMemoryManager:
         start: float | None = None,
         end: float | None = None,
         min_score: float | None = None,
+        source: SegmentSource | None = None,
+        now: float | None = None,
     ) -> list[SearchHit]:
         """``MemoryManager.search``."""
         return await self._call(
@@ -372,6 +374,8 @@ class AsyncMemoryManager:
             start=start,
             end=end,
             min_score=min_score,
+            source=source,
+            now=now,
         )
 
     async def recent(self, user_id: str, session_id: str, limit: int) -> list[WorkingMessage]:

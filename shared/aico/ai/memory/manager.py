@@ -45,6 +45,7 @@ from aico.ai.memory.semantic import (
     OutboxResult,
     SearchHit,
     SearchMode,
+    SegmentSource,
     SemanticMemoryStore,
 )
 from aico.ai.memory.stores import (
@@ -582,8 +583,15 @@ class MemoryManager:
         start: float | None = None,
         end: float | None = None,
         min_score: float | None = None,
+        source: SegmentSource | None = None,
+        now: float | None = None,
     ) -> list[SearchHit]:
-        """The ``k`` best long-term memories of ``user_id`` for ``query`` (read-only)."""
+        """The ``k`` best long-term memories of ``user_id`` for ``query`` (read-only).
+
+        ``source`` keeps conversations or files only (None: both). A relative time in the
+        query ("last weekend") is resolved against ``now`` (default: the manager's clock)
+        into a window that boosts what it holds (``SearchHit.time_window``).
+        """
         self._check_open()
         check_id(user_id, "user_id")
         check_text(query, "query", limit=MAX_QUERY)
@@ -599,6 +607,8 @@ class MemoryManager:
             start=start,
             end=end,
             min_score=min_score,
+            now=self.clock() if now is None else check_time(now, "now"),
+            source=source,
         )
 
     def recent(self, user_id: str, session_id: str, limit: int) -> list[WorkingMessage]:
@@ -658,7 +668,9 @@ class MemoryManager:
         )
         n_memories = check_count(k if k is not None else section["memories_k"], "k")
         working = self.recent(user_id, session_id, n_recent)  # newest first
-        hits = self.semantic.search(user_id, query, n_memories, min_score=min_score)
+        hits = self.semantic.search(
+            user_id, query, n_memories, min_score=min_score, now=self.clock()
+        )
         facts = rank_facts(
             FactRepository(self._core).list(user_id, limit=500), query, int(section["facts_k"])
         )

@@ -30,6 +30,7 @@ from aico.ai.memory.semantic.types import (
     SearchHit,
     SearchMode,
     Segment,
+    SegmentSource,
 )
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "SearchHit",
     "SearchMode",
     "Segment",
+    "SegmentSource",
     "SegmentUnit",
     "SegmentationConfig",
     "SemanticConfig",

@@ -71,6 +71,7 @@ class StoreCore:
         fts_tokenizer: str | None,
         read_only: bool = False,
         full_fts: bool = False,
+        sources: bool = True,
     ) -> None:
         self.conn = conn
         self.keys = keys
@@ -80,6 +81,9 @@ class StoreCore:
         self.fts_tokenizer = fts_tokenizer
         #: True when ``semantic_fts_full`` exists (schema version 3).
         self.full_fts = full_fts
+        #: True when segments have ``source``/``source_ref`` (schema version 4; older
+        #: databases hold conversation segments only).
+        self.sources = sources
         self.encoder = encoder
         self.model = state.model
         self.mismatch = state.mismatch

@@ -37,10 +37,14 @@ def filter_sql(
     role: str | None,
     start: float | None,
     end: float | None,
+    source: str | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
     """The WHERE clause (over alias ``s``) shared by both halves; the owner comes first."""
     clauses = ["s.user_id = ?"]
     params: list[Any] = [user_id]
+    if source is not None:
+        clauses.append("s.source = ?")
+        params.append(source)
     if conversation_id is not None:
         clauses.append("s.conversation_id = ?")
         params.append(conversation_id)

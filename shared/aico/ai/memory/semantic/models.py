@@ -38,6 +38,7 @@ __all__ = [
     "apply_tokenizer",
     "check_model",
     "has_full_fts",
+    "has_sources",
     "model_of",
     "rebuild_fts",
     "require_schema",
@@ -157,6 +158,16 @@ def has_full_fts(conn: Connection) -> bool:
         conn.fetch_value(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
             (FTS_FULL_TABLE,),
+        )
+    )
+
+
+def has_sources(conn: Connection) -> bool:
+    """True when segments have a ``source`` column (schema version 4; before it, every
+    segment came from a conversation)."""
+    return bool(
+        conn.fetch_value(
+            "SELECT count(*) FROM pragma_table_info('semantic_segments') WHERE name = 'source'"
         )
     )
 

@@ -29,6 +29,10 @@
   searchable too; search fuses the two (``fusion``). Maintained by triggers of its own, so
   the version-1 triggers stay as they were; the migration indexes every existing segment
   from its libSQL text, and rolling back drops the table and its triggers.
+- ``source`` / ``source_ref`` (version 4): where a segment came from: a conversation (the
+  default; ``source_ref`` NULL) or a file of the file index (``source_ref`` is the
+  ``file_index.db`` ``files.id``, stable across renames, never the path). Search filters on
+  it in libSQL like the time range, so the FTS5 tables and their triggers stay as they were.
 """
 
 from __future__ import annotations
@@ -280,6 +284,24 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 "DROP TRIGGER semantic_segments_full_after_delete",
                 "DROP TRIGGER semantic_segments_full_after_insert",
                 "DROP TABLE semantic_fts_full",
+            ],
+        ),
+        4: SchemaVersion(
+            version=4,
+            name="segment sources",
+            description="source ('conversation' | 'file') and source_ref of every segment",
+            sql_statements=[
+                """ALTER TABLE semantic_segments ADD COLUMN source TEXT NOT NULL
+                   DEFAULT 'conversation' CHECK (source IN ('conversation', 'file'))""",
+                """ALTER TABLE semantic_segments ADD COLUMN source_ref TEXT
+                   CHECK (source_ref IS NULL OR length(source_ref) BETWEEN 1 AND 128)""",
+                """CREATE INDEX idx_semantic_segments_user_source
+                   ON semantic_segments(user_id, source, source_ref)""",
+            ],
+            rollback_statements=[
+                "DROP INDEX idx_semantic_segments_user_source",
+                "ALTER TABLE semantic_segments DROP COLUMN source_ref",
+                "ALTER TABLE semantic_segments DROP COLUMN source",
             ],
         ),
     }

@@ -4,9 +4,9 @@
 with over-fetching, re-checks every dense hit against libSQL (owner and filters), fuses the
 two lists (``fusion``) and reads the text of the winners from libSQL.
 
-Filters (conversation, role, time) are evaluated in libSQL. For the dense half, a filtered set
-of at most ``exact_search_limit`` segments is searched exactly with the libSQL vectors; a
-larger one is searched in Chroma with a wider over-fetch and post-filtered. (Chroma's own
+Filters (conversation, role, time, source) are evaluated in libSQL. For the dense half, a
+filtered set of at most ``exact_search_limit`` segments is searched exactly with the libSQL
+vectors; a larger one is searched in Chroma with a wider over-fetch and post-filtered. (Chroma's own
 ``where`` filters measured 100-500 ms at 100k vectors, against ~8 ms unfiltered.) Before
 Chroma has loaded, while it is damaged, rebuilding or unavailable (``_holder``), and always
 in a read-only store over embedded Chroma, the dense half is the same exact scan: the same
@@ -40,7 +40,15 @@ from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_ex
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.schema import FTS_FULL_TABLE, FTS_TABLE
 from aico.ai.memory.semantic.timeparse import TimeWindow, time_boost
-from aico.ai.memory.semantic.types import SearchHit, SearchMode, check_id, check_role, check_time
+from aico.ai.memory.semantic.types import (
+    SearchHit,
+    SearchMode,
+    SegmentSource,
+    check_id,
+    check_role,
+    check_source,
+    check_time,
+)
 from aico.errors import InvalidInput, SemanticMemoryError, StoreClosed
 
 __all__ = ["SearchQuery", "Searcher"]
@@ -51,6 +59,8 @@ _DF_TTL_S = 300.0
 _DF_CACHE_MAX = 10_000
 _SOLE_TTL_S = 2.0
 _MODES = get_args(SearchMode)
+_SOURCE_COLUMNS = "source, source_ref"
+_NO_SOURCES = "'conversation' AS source, NULL AS source_ref"  # before schema version 4
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ class SearchQuery:
     end: float | None = None
     min_score: float | None = None
     now: datetime | float | None = None
+    source: SegmentSource | None = None
 
     @classmethod
     def parse(
@@ -86,6 +97,7 @@ class SearchQuery:
         end: float | None = None,
         min_score: float | None = None,
         now: datetime | float | None = None,
+        source: SegmentSource | None = None,
     ) -> SearchQuery:
         """Check every argument of ``search``; ``InvalidInput`` names the first bad one."""
         check_id(user_id, "user_id")
@@ -108,16 +120,20 @@ class SearchQuery:
             raise InvalidInput("min_score must be a number between 0 and 1")
         if now is not None and not isinstance(now, datetime):
             now = check_time(now, "now")
+        if source is not None:
+            check_source(source)
         text = query.encode("utf-8", "replace").decode("utf-8")
-        return cls(user_id, text, k, mode, conversation_id, role, lo, hi, min_score, now)
+        return cls(user_id, text, k, mode, conversation_id, role, lo, hi, min_score, now, source)
 
     def where(self) -> tuple[str, tuple[Any, ...]]:
         """Every filter as a WHERE clause over ``semantic_segments AS s`` (owner first)."""
-        return filter_sql(self.user_id, self.conversation_id, self.role, self.start, self.end)
+        return filter_sql(
+            self.user_id, self.conversation_id, self.role, self.start, self.end, self.source
+        )
 
     def time_where(self) -> tuple[str, tuple[Any, ...]]:
-        """Owner and time range only (BM25 has conversation and role in its MATCH)."""
-        return filter_sql(self.user_id, None, None, self.start, self.end)
+        """Owner, source and time range (BM25 has conversation and role in its MATCH)."""
+        return filter_sql(self.user_id, None, None, self.start, self.end, self.source)
 
     def within(self, window: TimeWindow) -> SearchQuery:
         """This query narrowed to the part of ``window`` its own time range allows."""
@@ -128,7 +144,10 @@ class SearchQuery:
     @property
     def filtered(self) -> bool:
         """True when anything beyond the owner narrows the segments."""
-        return any(v is not None for v in (self.conversation_id, self.role, self.start, self.end))
+        return any(
+            v is not None
+            for v in (self.conversation_id, self.role, self.start, self.end, self.source)
+        )
 
 
 class Searcher:
@@ -160,6 +179,10 @@ class Searcher:
         core.require_model()
         if not q.text.strip():
             return []
+        if q.source is not None and not core.sources:  # before version 4: conversations only
+            if q.source != "conversation":
+                return []
+            q = dataclasses.replace(q, source=None)
         config = core.config
         n = max(config.candidates, q.k * config.overfetch)
         terms = query_terms(q.text, drop_stopwords=config.drop_stopwords)
@@ -217,7 +240,8 @@ class Searcher:
             int(r["id"]): r
             for r in core.fetch_in(
                 "SELECT id, segment_id, text, conversation_id, session_id, roles, start_ts, "
-                "end_ts FROM semantic_segments WHERE +user_id = ? AND id IN ({})",
+                f"end_ts, {_SOURCE_COLUMNS if core.sources else _NO_SOURCES} "
+                "FROM semantic_segments WHERE +user_id = ? AND id IN ({})",
                 [f.key for f in fused],
                 prefix=(q.user_id,),
             )
@@ -245,6 +269,8 @@ class Searcher:
                     bm25_full_score=f.full_score,
                     time_boost=f.time_boost,
                     time_window=window,
+                    source=row["source"],
+                    source_ref=row["source_ref"],
                 )
             )
         return hits
@@ -560,6 +586,19 @@ class Searcher:
         )
         return [str(r["segment_id"]) for r in rows]
 
+    def segments_of_source(self, user_id: str, source: str, source_ref: str) -> list[str]:
+        """Ids of ``user_id``'s segments from one source (e.g. one file of the file index)."""
+        rows = self._core.conn.fetch_all(
+            "SELECT segment_id FROM semantic_segments "
+            "WHERE user_id = ? AND source = ? AND source_ref = ?",
+            (
+                check_id(user_id, "user_id"),
+                check_source(source),
+                check_id(source_ref, "source_ref"),
+            ),
+        )
+        return [str(r["segment_id"]) for r in rows]
+
     def segments_of_conversation(self, user_id: str, conversation_id: str) -> list[str]:
         """Ids of ``user_id``'s segments of one conversation."""
         rows = self._core.conn.fetch_all(
@@ -587,7 +626,7 @@ def _bm25_sql(table: str, q: SearchQuery) -> tuple[str, list[Any]]:
     in the program (EXPLAIN); selecting -bm25() and ordering by bm25() had two.
     """
     score = f"bm25({table}, 1.0, 0.0)"
-    if q.start is None and q.end is None:
+    if q.start is None and q.end is None and q.source is None:
         return (
             f"SELECT rowid AS id, {score} AS score FROM {table} "
             f"WHERE {table} MATCH ? ORDER BY score LIMIT ?"

@@ -64,6 +64,7 @@ from aico.ai.memory.semantic.types import (
     SearchHit,
     SearchMode,
     Segment,
+    SegmentSource,
 )
 from aico.ai.memory.semantic.writer import Writer
 from aico.data.libsql import EncryptedLibSQLConnection
@@ -123,6 +124,7 @@ class SemanticMemoryStore:
             fts_tokenizer=tokenizer,
             read_only=read_only,
             full_fts=models.has_full_fts(db),
+            sources=models.has_sources(db),
         )
         self._core = core
         self._writer = Writer(core)
@@ -325,6 +327,7 @@ class SemanticMemoryStore:
         end: float | None = None,
         min_score: float | None = None,
         now: datetime | float | None = None,
+        source: SegmentSource | None = None,
     ) -> list[SearchHit]:
         """The ``k`` best segments of ``user_id`` for ``query``, best first.
 
@@ -335,6 +338,7 @@ class SemanticMemoryStore:
         time expression in the query ("last weekend", "two weeks ago") is resolved against
         it into a window that boosts the segments it holds and filters nothing
         (``SearchHit.time_window``, ``time_boost``). Without ``now`` nothing is resolved.
+        ``source`` keeps only segments from conversations or only from files (None: both).
         """
         self._core.check_open()
         q = SearchQuery.parse(
@@ -348,6 +352,7 @@ class SemanticMemoryStore:
             end=end,
             min_score=min_score,
             now=now,
+            source=source,
         )
         return self._searcher.search(q)
 
@@ -360,6 +365,10 @@ class SemanticMemoryStore:
     def segments_of_messages(self, message_ids: Sequence[str]) -> list[str]:
         """Ids of the segments made from any of ``message_ids`` (read-only)."""
         return self._searcher.segments_of_messages(message_ids)
+
+    def segments_of_source(self, user_id: str, source: SegmentSource, source_ref: str) -> list[str]:
+        """Ids of ``user_id``'s segments from one source (``delete_segments`` takes them)."""
+        return self._searcher.segments_of_source(user_id, source, source_ref)
 
     def segments_of_conversation(self, user_id: str, conversation_id: str) -> list[str]:
         """Ids of ``user_id``'s segments of one conversation (read-only)."""

@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from aico.ai.memory.semantic.timeparse import TimeWindow
 from aico.errors import InvalidInput
@@ -20,9 +20,13 @@ __all__ = [
     "SearchHit",
     "SearchMode",
     "Segment",
+    "SegmentSource",
 ]
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
+#: Where a segment came from: a conversation of the log, or a file of the file index.
+SegmentSource = Literal["conversation", "file"]
+_SOURCES = get_args(SegmentSource)
 
 _ROLE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _MAX_ID = 128
@@ -35,6 +39,12 @@ def check_id(value: object, what: str, *, optional: bool = False) -> str | None:
     if not isinstance(value, str) or not 1 <= len(value) <= _MAX_ID:
         raise InvalidInput(f"{what} must be a string of 1-{_MAX_ID} characters")
     return value
+
+
+def check_source(value: object) -> str:
+    if value not in _SOURCES:
+        raise InvalidInput(f"source must be one of {_SOURCES}")
+    return str(value)
 
 
 def check_role(value: object) -> str:
@@ -85,7 +95,8 @@ class Segment:
     is embedded) default to ``text``; segmentation can narrow them, e.g. BM25 over the user's
     own words only, which measured best. ``segment_id`` is generated when omitted.
     ``message_ids`` are the log messages the segment was made from (what a forget of one
-    message follows to find the segments that repeat it).
+    message follows to find the segments that repeat it). ``source`` says where it came from
+    ("conversation", or "file" for the file index, whose ``files.id`` is ``source_ref``).
     """
 
     user_id: str
@@ -99,9 +110,13 @@ class Segment:
     embed_text: str | None = None
     segment_id: str | None = None
     message_ids: tuple[str, ...] = ()
+    source: SegmentSource = "conversation"
+    source_ref: str | None = None
 
     def __post_init__(self) -> None:
         check_id(self.user_id, "user_id")
+        check_source(self.source)
+        check_id(self.source_ref, "source_ref", optional=True)
         if isinstance(self.message_ids, str):
             raise InvalidInput("message_ids must be a sequence of ids, not one string")
         object.__setattr__(
@@ -143,6 +158,8 @@ class SearchHit:
     ``time_window`` is the window the query's time expression resolved to (the same for
     every hit of a search; ``None`` without one, or without ``now``), and ``time_boost`` in
     ``[0, 1]`` how well this segment's time range fits it (1 inside, decaying outside).
+    ``source`` / ``source_ref``: as on ``Segment`` (a file segment's ``source_ref`` is its
+    ``files.id``; the file index resolves it to a path).
     """
 
     segment_id: str
@@ -161,6 +178,8 @@ class SearchHit:
     bm25_full_score: float | None = None
     time_boost: float = 0.0
     time_window: TimeWindow | None = None
+    source: SegmentSource = "conversation"
+    source_ref: str | None = None
 
     def __repr__(self) -> str:
         # Never print user content by accident (logs, tracebacks).

@@ -68,6 +68,14 @@ _SEGMENT_COLUMNS = (
     "segment_id, user_id, conversation_id, session_id, roles, start_ts, end_ts, text, "
     "fts_text, embed_text, chroma_id"
 )
+_INSERT = (
+    f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}, source, source_ref) "
+    f"VALUES ({', '.join('?' * 13)})"
+)
+#: A database before schema version 4 (a store opened over it by an older migration).
+_INSERT_BEFORE_SOURCES = (
+    f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
+)
 
 
 class Writer:
@@ -89,6 +97,11 @@ class Writer:
         for item in items:
             if not isinstance(item, Segment):
                 raise InvalidInput("add_segments() takes Segment objects")
+        if not core.sources and any(s.source != "conversation" for s in items):
+            raise SemanticMemoryError(
+                "the semantic schema is behind this code (no segment sources); "
+                "run `aico db upgrade`"
+            )
         ids = [s.segment_id or uuid.uuid4().hex for s in items]
         if len(set(ids)) != len(ids):
             raise InvalidInput("segment ids must be unique")
@@ -105,6 +118,8 @@ class Writer:
                 s.fts_text,
                 s.embed_text,
                 secrets.token_hex(16),
+                s.source,
+                s.source_ref,
             )
             for segment_id, s in zip(ids, items, strict=True)
         ]
@@ -126,12 +141,9 @@ class Writer:
                     pairs = [(r, seg) for r, seg in pairs if r[0] not in existing]
                 # One statement per row, inside the transaction: ``execute_many`` would
                 # add a savepoint per call (two more round trips per segment).
+                insert = _INSERT if core.sources else _INSERT_BEFORE_SOURCES
                 for row, _ in pairs:
-                    core.conn.execute(
-                        f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        row,
-                    )
+                    core.conn.execute(insert, row if core.sources else row[:-2])
                 sources = [
                     [message_id, row[0]]
                     for row, segment in pairs

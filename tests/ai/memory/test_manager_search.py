@@ -1,0 +1,89 @@
+"""``MemoryManager.search`` and ``assemble_context``: the query's time and the source filter.
+
+Real encrypted stores, the fast fake encoder: what is checked is the manager's wiring (the
+clock as the query's time, the source passed through), not retrieval quality.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from aico.ai.embeddings import HashingEncoder
+from aico.ai.memory import MemoryManager
+from aico.ai.memory.semantic import Segment
+from aico.data.repositories import UserService
+
+DAY = 86400.0
+# A Wednesday at noon, local time: "yesterday" is the Tuesday.
+NOW = datetime(2026, 6, 17, 12, 0).timestamp()
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def manager(tmp_path: Path, test_config):
+    m = MemoryManager.initialize(
+        tmp_path / "data", "pw", config=test_config, encoder=HashingEncoder(), clock=Clock(NOW)
+    )
+    UserService(m.store.connection("core")).create_user("Maya", user_id="maya")
+    yield m
+    m.close()
+
+
+def _remember(manager: MemoryManager) -> None:
+    manager.semantic.add_segments(
+        [
+            Segment("maya", "we talked about the garden plans", NOW - 30 * DAY, segment_id="old"),
+            Segment("maya", "we talked about the garden plans", NOW - DAY, segment_id="yesterday"),
+            Segment(
+                "maya",
+                "garden plans: tomatoes by the south fence",
+                NOW - 60 * DAY,
+                segment_id="note",
+                source="file",
+                source_ref="file-1",
+            ),
+        ]
+    )
+
+
+def test_search_resolves_relative_time_against_the_managers_clock(manager) -> None:
+    _remember(manager)
+    hits = manager.search("maya", "what did we say about the garden yesterday", mode="bm25")
+    assert hits[0].segment_id == "yesterday"
+    assert hits[0].time_window is not None and hits[0].time_boost == 1.0
+    by_id = {h.segment_id: h for h in hits}
+    assert by_id["old"].time_boost < 0.01
+    # An explicit ``now`` wins over the clock: 30 days earlier, "yesterday" is the old one.
+    earlier = manager.search(
+        "maya", "what did we say about the garden yesterday", mode="bm25", now=NOW - 29 * DAY
+    )
+    assert earlier[0].segment_id == "old"
+
+
+def test_assemble_context_boosts_by_the_managers_clock(manager) -> None:
+    _remember(manager)
+    bundle = manager.assemble_context("maya", "s1", "the garden yesterday", k=1)
+    assert [m.segment_id for m in bundle.memories] == ["yesterday"]
+
+
+def test_search_keeps_one_source_when_asked(manager) -> None:
+    _remember(manager)
+    assert {h.segment_id for h in manager.search("maya", "garden plans")} == {
+        "yesterday",
+        "old",
+        "note",
+    }
+    files = manager.search("maya", "garden plans", source="file")
+    assert [(h.segment_id, h.source_ref) for h in files] == [("note", "file-1")]
+    talks = manager.search("maya", "garden plans", source="conversation")
+    assert {h.segment_id for h in talks} == {"yesterday", "old"}
