@@ -229,6 +229,7 @@ def test_all_matches_public_names() -> None:
         if not name.startswith("_") and getattr(value, "__module__", "").startswith("aico.")
     }
     public |= {n for n in vars(semantic) if n.isupper() and not n.startswith("_")}
-    public |= {"FusionMethod", "SearchMode", "SegmentSource", "SegmentUnit"}  # typing aliases have no module
+    # Typing aliases have no module.
+    public |= {"FusionMethod", "SearchMode", "SegmentSource", "SegmentUnit"}
     assert semantic.__all__ == sorted(semantic.__all__)
     assert set(semantic.__all__) == public
