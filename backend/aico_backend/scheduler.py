@@ -1,11 +1,15 @@
 """``Scheduler``: the service's background jobs, kept in the core ``tasks`` table.
 
-Three jobs by default (``default_jobs``), each on its interval from ``[backend.scheduler]``:
+Three jobs of the service (``default_jobs``), each on its interval from ``[backend.scheduler]``:
 
 - ``working-sweep``: drop expired working-memory entries (``WorkingMemoryStore.sweep``);
 - ``semantic-outbox``: index segments still queued (``SemanticMemoryStore.process_outbox``);
 - ``maintenance``: ``MemoryManager.maintenance`` (expire sessions, repair from the log,
   consolidate idle sessions, then the outbox and a sweep again).
+
+With ``operations = true`` (the default) also the storage specification's jobs a live
+service can run (``operation_jobs``: ``aico.operations.SERVICE_JOBS`` on their own periods,
+recorded under the same names ``aico maintenance run`` uses) and ``backup`` when one is due.
 
 One loop runs them one at a time, so no job ever overlaps itself or another; each run is
 claimed in the table first (``TaskRepository.start``), so the state is visible
@@ -30,10 +34,18 @@ from typing import Any, TypeVar
 from aico.ai.memory import AsyncMemoryManager
 from aico.data.repositories import Task, TaskRepository
 from aico.errors import AicoError
+from aico.operations import (
+    SERVICE_JOBS,
+    JobReport,
+    job_interval,
+    run_job,
+    run_scheduled_backup,
+)
+from aico.operations.backup import BackupSettings
 from aico_backend.errors import log_unexpected
 from aico_backend.settings import SchedulerSettings
 
-__all__ = ["Job", "Scheduler", "default_jobs", "describe_error"]
+__all__ = ["Job", "Scheduler", "default_jobs", "describe_error", "operation_jobs"]
 
 log = logging.getLogger("aico_backend.scheduler")
 
@@ -82,11 +94,47 @@ def default_jobs(
     async def maintenance() -> Mapping[str, Any]:
         return _counts(await memory.maintenance())
 
-    return [
+    jobs = [
         Job("working-sweep", settings.sweep_interval_s, sweep),
         Job("semantic-outbox", settings.outbox_interval_s, outbox),
         Job("maintenance", settings.maintenance_interval_s, maintenance),
     ]
+    if settings.operations:
+        jobs += operation_jobs(memory, offload, clock)
+    return jobs
+
+
+def operation_jobs(
+    memory: AsyncMemoryManager, offload: Offload, clock: Callable[[], float]
+) -> list[Job]:
+    """The storage specification's jobs a live service can run (``SERVICE_JOBS``: retention,
+    optimize, index compaction, archival, health), each on its own period, plus ``backup``
+    once the newest backup is ``[storage.backup] backup_interval`` old ("0s": never)."""
+    manager = memory.sync
+    config = manager.config
+
+    def operation(name: str) -> Callable[[], Awaitable[Mapping[str, Any]]]:
+        async def run() -> Mapping[str, Any]:
+            report: JobReport = await offload(run_job, manager, name)
+            return report.result()
+
+        return run
+
+    async def backup() -> Mapping[str, Any]:
+        done = await offload(run_scheduled_backup, manager.store, config, now=clock())
+        if done is None:
+            return {"skipped": "not due"}
+        return {
+            "files": len(done.files),
+            "archive_bytes": done.archive_bytes,
+            "pruned": len(done.pruned),
+        }
+
+    jobs = [Job(name, job_interval(name, config), operation(name)) for name in SERVICE_JOBS]
+    every = BackupSettings.from_config(config).backup_interval_s
+    if every > 0:
+        jobs.append(Job("backup", every, backup))
+    return jobs
 
 
 class Scheduler:

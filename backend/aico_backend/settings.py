@@ -32,6 +32,7 @@ class SchedulerSettings:
     outbox_interval_s: float = 60.0
     retry_s: float = 30.0
     history_keep: int = 50
+    operations: bool = True
 
     @classmethod
     def from_config(cls, config: Config) -> SchedulerSettings:
@@ -46,6 +47,7 @@ class SchedulerSettings:
             outbox_interval_s=float(s["outbox_interval_s"]),
             retry_s=float(s["retry_s"]),
             history_keep=int(s["history_keep"]),
+            operations=bool(s["operations"]),
         )
 
 

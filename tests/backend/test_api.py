@@ -278,6 +278,10 @@ def test_health_ready_openapi_and_unknown_routes(maya, admin, anonymous):
     health = maya.get("/v1/health").json()
     assert health["status"] in ("ok", "degraded") and health["read_only"] is False
     assert health["scheduler"]["running"] is False  # off in this module's server
+    assert health["storage"] is None  # the data dir's report is the admin's
+    report = admin.get("/v1/health").json()["storage"]
+    assert report["status"] in ("ok", "warning", "critical") and report["drift"] is None
+    assert {s["name"] for s in report["stores"]} >= {"core", "conversations", "working_memory"}
     assert maya.get("/v1/ready").json() == {"ready": True}
     spec = anonymous.get("/openapi.json").json()
     paths = set(spec["paths"])

@@ -35,6 +35,7 @@ def _config():
             "maintenance_interval_s": 300.0,
             "outbox_interval_s": 60.0,
             "retry_s": 10.0,
+            "operations": False,
         }
     )
 
@@ -236,3 +237,48 @@ def test_scheduler_in_health_over_http(tmp_path):
             assert len(listed["history"]) >= 3
     finally:
         api.server.stop()
+
+
+def test_the_storage_jobs_and_the_scheduled_backup_run_in_the_service(tmp_path):
+    from aico.operations import SERVICE_JOBS, job_interval, list_backups
+    from aico.operations.backup import backup_directory
+
+    clock = Clock()
+    config = backend_test_config(scheduler={"enabled": True, "operations": True})
+
+    async def scenario():
+        manager = make_data_dir(tmp_path / "data", config)
+        manager.close()
+        manager = MemoryManager.open(
+            tmp_path / "data",
+            passphrase=PASSPHRASE,
+            config=config,
+            encoder=HashingEncoder(),
+            clock=clock,
+        )
+        svc = Service(
+            AsyncMemoryManager.from_manager(manager),
+            BackendSettings.from_config(config),
+            clock=clock,
+        )
+        try:
+            await svc.scheduler.prepare()
+            ran = await svc.scheduler.run_due()
+            assert set(SERVICE_JOBS) | {"backup"} <= set(ran)
+            assert "lmdb-compact" not in ran  # needs working memory closed
+            jobs = {j["name"]: j for j in await svc.scheduler.status()}
+            for name in (*SERVICE_JOBS, "backup"):
+                assert jobs[name]["status"] == "completed", name
+            for name in SERVICE_JOBS:
+                every = job_interval(name, config)
+                assert jobs[name]["next_run_at"] == pytest.approx(clock.now + every, abs=1)
+            backups = list_backups(backup_directory(manager.store.layout, config))
+            assert len(backups) == 1 and jobs["backup"]["last_result"]["files"] > 0
+            # Not due again until backup_interval (24 h) has passed.
+            clock.now += 25 * 3600
+            assert "backup" in await svc.scheduler.run_due()
+            assert len(list_backups(backup_directory(manager.store.layout, config))) == 2
+        finally:
+            await svc.stop()
+
+    asyncio.run(scenario())

@@ -23,7 +23,6 @@ from aico.integrations.mem0 import (
     Memory,
     MemoryNotFound,
     entity_ids,
-    memory_dict,
 )
 
 
@@ -258,17 +257,13 @@ def test_forget_removes_memories_vectors_and_history(
 
 
 def test_the_backend_mapping_agrees(m: Memory, memory: MemoryManager) -> None:
-    """The backend's mem0 router and this module give one fact the same mem0 shape."""
+    """The backend's mem0 router maps with this module's functions: one shape, one place."""
+    from aico.integrations import mem0 as integration
     from aico_backend.routes import mem0 as router
 
-    mid = m.add("shared shape", user_id="maya", agent_id="coach", metadata={"a": 1})["results"][0][
-        "id"
-    ]
-    fact = FactRepository(memory.store.connection("core")).get(mid)
-    theirs = router._memory(fact)  # type: ignore[attr-defined]
-    mine = memory_dict(fact)
-    assert {k: mine[k] for k in theirs} == theirs
-    assert router.CATEGORY == CATEGORY and router._META == "_mem0"  # type: ignore[attr-defined]
+    assert router.memory_dict is integration.memory_dict
+    assert router.entity_ids is integration.entity_ids
+    assert router.CATEGORY == CATEGORY and router._META == integration.META_KEY  # type: ignore[attr-defined]
 
 
 def test_async_memory(memory: MemoryManager) -> None:

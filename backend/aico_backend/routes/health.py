@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from aico.errors import AicoError
+from aico.operations import health_report
 from aico_backend.deps import Auth, Svc
 from aico_backend.errors import error_body
 
@@ -36,8 +37,17 @@ async def health(svc: Svc, who: Auth) -> dict[str, Any]:
     else:
         store_error = None
     failing = [j["name"] for j in jobs if j["status"] == "failed"]
+    # The admin also gets the data dir's report (``aico health``: sizes, disk, backlog,
+    # index, errors, backup age, alerts), without the drift count, which reads every id.
+    storage: dict[str, Any] | None = None
+    if who.is_admin and store_error is None:
+        report = await svc.run(health_report, svc.memory.sync, drift=False)
+        storage = report.to_dict()
+        critical = report.status == "critical"
+    else:
+        critical = False
     return {
-        "status": "degraded" if failing or store_error else "ok",
+        "status": "degraded" if failing or store_error or critical else "ok",
         "version": _version(),
         "uptime_s": round(svc.clock() - svc.started_at, 3),
         "read_only": svc.read_only,
@@ -49,6 +59,7 @@ async def health(svc: Svc, who: Auth) -> dict[str, Any]:
         "semantic_outbox_pending": pending,
         "store_error": store_error,
         "last_repair": asdict(svc.memory.last_repair),
+        "storage": storage,
     }
 
 

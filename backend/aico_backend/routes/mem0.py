@@ -21,9 +21,7 @@ empty list), graph memory, batch endpoints, projects, webhooks, exports.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from aico.data.repositories import Fact
 from aico.errors import InvalidInput
+from aico.integrations.mem0 import META_KEY, entity_ids, memory_dict
 from aico_backend.auth import Principal
 from aico_backend.deps import Auth, Svc
 from aico_backend.routes.facts import owned_fact
@@ -42,7 +41,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["mem0 compatibility"])
 
 CATEGORY = "mem0"
-_META = "_mem0"  # where agent_id, run_id and role live inside a fact's metadata
+_META = META_KEY  # where agent_id, run_id and role live inside a fact's metadata
 _MAX_FACTS = 10_000
 
 
@@ -85,56 +84,6 @@ class Mem0Filter(BaseModel):
     filters: dict[str, Any] | None = None
 
 
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat()
-
-
-def _memory(fact: Fact, score: float | None = None) -> dict[str, Any]:
-    """A fact in mem0's v1.1 shape."""
-    extra = fact.metadata.get(_META) or {}
-    out: dict[str, Any] = {
-        "id": fact.fact_id,
-        "memory": fact.content,
-        "hash": hashlib.md5(fact.content.encode(), usedforsecurity=False).hexdigest(),
-        "metadata": {k: v for k, v in fact.metadata.items() if k != _META} or None,
-        "categories": [fact.category],
-        "created_at": _iso(fact.created_at),
-        "updated_at": _iso(fact.updated_at),
-        "user_id": fact.user_id,
-    }
-    for key in ("agent_id", "run_id"):
-        if extra.get(key) is not None:
-            out[key] = extra[key]
-    if score is not None:
-        out["score"] = score
-    return out
-
-
-def _walk_ids(filters: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
-    """``user_id``/``agent_id``/``run_id`` anywhere in a v2 ``filters`` tree (AND/OR)."""
-    for key, value in filters.items():
-        if key in ("user_id", "agent_id", "run_id") and isinstance(value, str):
-            yield key, value
-        elif isinstance(value, Mapping):
-            yield from _walk_ids(value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, Mapping):
-                    yield from _walk_ids(item)
-
-
-def _ids(
-    user_id: str | None,
-    agent_id: str | None,
-    run_id: str | None,
-    filters: Mapping[str, Any] | None,
-) -> dict[str, str | None]:
-    found: dict[str, str | None] = {"user_id": user_id, "agent_id": agent_id, "run_id": run_id}
-    for key, value in _walk_ids(filters or {}):
-        found[key] = found[key] or value
-    return found
-
-
 def _matches(fact: Fact, agent_id: str | None, run_id: str | None) -> bool:
     extra = fact.metadata.get(_META) or {}
     return (agent_id is None or extra.get("agent_id") == agent_id) and (
@@ -175,7 +124,7 @@ async def add_memories(body: Mem0Add, svc: Svc, who: Auth) -> dict[str, Any]:
 async def _get_all(svc: Service, who: Principal, ids: dict[str, str | None]) -> dict[str, Any]:
     user_id = who.user(ids["user_id"])
     facts = await _facts(svc, user_id, ids["agent_id"], ids["run_id"])
-    return {"results": [_memory(f) for f in facts]}
+    return {"results": [memory_dict(f) for f in facts]}
 
 
 async def get_all_memories(
@@ -185,15 +134,17 @@ async def get_all_memories(
     agent_id: str | None = None,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    return await _get_all(svc, who, _ids(user_id, agent_id, run_id, None))
+    return await _get_all(svc, who, entity_ids(user_id, agent_id, run_id))
 
 
 async def get_all_memories_v2(body: Mem0Filter, svc: Svc, who: Auth) -> dict[str, Any]:
-    return await _get_all(svc, who, _ids(body.user_id, body.agent_id, body.run_id, body.filters))
+    return await _get_all(
+        svc, who, entity_ids(body.user_id, body.agent_id, body.run_id, body.filters)
+    )
 
 
 async def get_memory(memory_id: str, svc: Svc, who: Auth) -> dict[str, Any]:
-    return _memory(await owned_fact(svc, who, memory_id))
+    return memory_dict(await owned_fact(svc, who, memory_id))
 
 
 async def update_memory(memory_id: str, request: Request, svc: Svc, who: Auth) -> dict[str, Any]:
@@ -247,7 +198,7 @@ def _cosine(svc: Service, query: str, texts: list[str]) -> list[float]:
 
 
 async def search_memories(body: Mem0Search, svc: Svc, who: Auth) -> dict[str, Any]:
-    ids = _ids(body.user_id, body.agent_id, body.run_id, body.filters)
+    ids = entity_ids(body.user_id, body.agent_id, body.run_id, body.filters)
     user_id = who.user(ids["user_id"])
     limit = next((n for n in (body.top_k, body.limit) if n is not None), 100)
     if not 1 <= limit <= 1000:
@@ -262,7 +213,7 @@ async def search_memories(body: Mem0Search, svc: Svc, who: Auth) -> dict[str, An
     threshold = body.threshold
     return {
         "results": [
-            _memory(f, round(s, 6))
+            memory_dict(f, round(s, 6))
             for s, f in ranked[:limit]
             if threshold is None or s >= threshold
         ]
