@@ -11,8 +11,9 @@ import pytest
 from aico.ai.embeddings import HashingEncoder
 from aico.ai.memory import MemoryManager
 from aico.ai.memory.knowledge import Knowledge
-from aico.config import Config
+from aico.config import Config, load_config
 from aico.data.repositories import UserService
+from aico.security import KdfParams
 
 PASSPHRASE = "knowledge test passphrase"
 T0 = 1_800_000_000.0
@@ -24,6 +25,23 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture(scope="module")
+def test_config_module() -> Config:
+    """``test_config`` (tests/conftest.py) for module-scoped data dirs: cheap Argon2, no env."""
+    params = KdfParams.for_tests()
+    return load_config(
+        env={},
+        overrides={
+            "security": {
+                "use_keyring": False,
+                "kdf_time_cost": params.time_cost,
+                "kdf_memory_cost_kib": params.memory_cost_kib,
+                "kdf_parallelism": params.parallelism,
+            }
+        },
+    )
 
 
 @pytest.fixture
