@@ -76,6 +76,11 @@ __all__ = ["FileDetails", "FileHit", "FileMemory", "IndexReport", "RankedFile"]
 ACCESS_TYPES = ("read", "write", "execute", "context_inclusion")
 _SCORE_TTL_S = 86_400.0
 _PREVIEW_CHARS = 80
+_CHUNK_BATCH = 256  # files per semantic write
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 @dataclass(frozen=True)
@@ -389,46 +394,56 @@ class FileMemory:
         index = FileIndexRepository(self._knowledge)
         files = FileRepository(self._conn)
         added = removed = 0
+        known_ids = {r.id for r in known.values()}
         for file_id, new_path in written.repathed.items():
             ids = semantic.segments_of_source(user_id, "file", file_id)
             with self._knowledge.transaction():
                 index.set_path(ids, new_path)
-        for record, read in written.rechunk:
-            text = None if read.detected.is_binary else read.detected.text
-            pieces = chunk_text(text) if text else []
-            assert record.content_hash is not None
-            segments = [
-                Segment(
-                    user_id=user_id,
-                    text=c.text,
-                    start_ts=record.modified_at or now,
-                    source="file",
-                    source_ref=record.id,
-                    segment_id=segment_id(user_id, record.id, record.content_hash, c.index),
+        for batch in _batches(written.rechunk, _CHUNK_BATCH):
+            # One semantic write and one transaction per database for a batch of files:
+            # a commit per file made a first index about 10x slower.
+            segments: list[Segment] = []
+            rows: list[EmbeddingRecord] = []
+            counts: list[tuple[str, int]] = []
+            stale: list[str] = []
+            for record, read in batch:
+                text = None if read.detected.is_binary else read.detected.text
+                pieces = chunk_text(text) if text else []
+                assert record.content_hash is not None
+                ids = [segment_id(user_id, record.id, record.content_hash, c.index) for c in pieces]
+                segments.extend(
+                    Segment(
+                        user_id=user_id,
+                        text=c.text,
+                        start_ts=record.modified_at or now,
+                        source="file",
+                        source_ref=record.id,
+                        segment_id=sid,
+                    )
+                    for c, sid in zip(pieces, ids, strict=True)
                 )
-                for c in pieces
-            ]
-            keep = {s.segment_id for s in segments}
+                rows.extend(
+                    EmbeddingRecord(
+                        sid, record.path, c.index, record.content_hash, c.text[:_PREVIEW_CHARS]
+                    )
+                    for c, sid in zip(pieces, ids, strict=True)
+                )
+                keep = set(ids)
+                if record.chunk_count is None and record.id in known_ids:
+                    stale.extend(
+                        s
+                        for s in semantic.segments_of_source(user_id, "file", record.id)
+                        if s not in keep
+                    )
+                counts.append((record.id, len(pieces)))
             if segments:
                 added += len(semantic.add_segments(segments, index=False, skip_existing=True))
-            old = [
-                s for s in semantic.segments_of_source(user_id, "file", record.id) if s not in keep
-            ]
-            removed += self._drop_segments(user_id, old)
-            rows = [
-                EmbeddingRecord(
-                    str(s.segment_id),
-                    record.path,
-                    c.index,
-                    record.content_hash,
-                    c.text[:_PREVIEW_CHARS],
-                )
-                for s, c in zip(segments, pieces, strict=True)
-            ]
+            removed += self._drop_segments(user_id, stale)
             with self._knowledge.transaction():
                 index.put_chunks(rows, model=model.name, dimension=model.dimension, now=now)
             with self._conn.transaction():
-                files.set_chunk_count(record.id, len(segments))
+                for file_id, n in counts:
+                    files.set_chunk_count(file_id, n)
         for row in written.emptied:
             removed += self._drop_segments(
                 user_id, semantic.segments_of_source(user_id, "file", row.id)
@@ -448,7 +463,7 @@ class FileMemory:
                 index.put_index(
                     user_id, model=model.name, dimension=model.dimension, item_count=total, now=now
                 )
-        del todo, known, root
+        del todo, root
         return added, removed
 
     def _drop_segments(self, user_id: str, ids: list[str]) -> int:
