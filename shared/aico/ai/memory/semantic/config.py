@@ -39,6 +39,9 @@ class SemanticConfig:
     - ``collection_prefix``: Chroma collection names are ``<prefix>-<keyed hash of user>``.
     - ``index_retry_s``: how long a degraded index waits before the next try: a Chroma
       server that failed is loaded again, a failed background rebuild runs again.
+    - ``language_analysis``: detect each new segment's language and index its Snowball
+      stems / character bigrams for BM25, and analyze queries the same way (``language``;
+      English segments are indexed as before either way). False: today's English-only BM25.
     """
 
     fusion: FusionConfig = field(default_factory=FusionConfig)
@@ -56,11 +59,14 @@ class SemanticConfig:
     outbox_batch_size: int = 512
     collection_prefix: str = "aico-sem"
     index_retry_s: float = 30.0
+    language_analysis: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fts_tokenizer", check_tokenizer(self.fts_tokenizer))
         if not isinstance(self.drop_stopwords, bool):
             raise ConfigError("semantic.drop_stopwords must be true or false")
+        if not isinstance(self.language_analysis, bool):
+            raise ConfigError("semantic.language_analysis must be true or false")
         max_df = self.bm25_max_df
         if max_df is not None and (
             isinstance(max_df, bool) or not isinstance(max_df, int | float) or not 0 < max_df <= 1

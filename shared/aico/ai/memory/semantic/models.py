@@ -23,7 +23,9 @@ from aico.ai.embeddings import Encoder
 from aico.ai.memory.semantic._conn import Connection
 from aico.ai.memory.semantic.fts import fts_create_statement
 from aico.ai.memory.semantic.schema import (
+    FTS_FILL_LEX_SQL,
     FTS_FILL_SQL,
+    FTS_FULL_FILL_LEX_SQL,
     FTS_FULL_FILL_SQL,
     FTS_FULL_SECURE_DELETE_SQL,
     FTS_FULL_TABLE,
@@ -38,6 +40,7 @@ __all__ = [
     "apply_tokenizer",
     "check_model",
     "has_full_fts",
+    "has_languages",
     "has_sources",
     "model_of",
     "rebuild_fts",
@@ -172,6 +175,16 @@ def has_sources(conn: Connection) -> bool:
     )
 
 
+def has_languages(conn: Connection) -> bool:
+    """True when segments have their language analysis columns (schema version 5; before
+    it, BM25 indexes every segment's own text)."""
+    return bool(
+        conn.fetch_value(
+            "SELECT count(*) FROM pragma_table_info('semantic_segments') WHERE name = 'fts_lex'"
+        )
+    )
+
+
 def apply_tokenizer(conn: Connection, tokenizer: str) -> None:
     """Rebuild each FTS table built with another tokenizer, refilled from the segments'
     libSQL text (one transaction)."""
@@ -181,18 +194,20 @@ def apply_tokenizer(conn: Connection, tokenizer: str) -> None:
 
 
 def rebuild_fts(conn: Connection, tokenizer: str) -> None:
-    """Rebuild every FTS table from the segments' libSQL text, whatever it holds now (one
-    transaction): the repair for a damaged index (``aico doctor``)."""
+    """Rebuild every FTS table from the segments' libSQL text (and, from schema version 5,
+    their stored language analysis), whatever it holds now (one transaction): the repair
+    for a damaged index (``aico doctor``)."""
     _rebuild(conn, tokenizer, _fts_tables(conn))
 
 
 def _fts_tables(conn: Connection) -> list[tuple[str, str, str, str]]:
     """(table, its tokenizer setting, secure-delete SQL, fill SQL) of each FTS table."""
-    tables = [(FTS_TABLE, "fts_tokenizer", FTS_SECURE_DELETE_SQL, FTS_FILL_SQL)]
+    lex = has_languages(conn)
+    fill = FTS_FILL_LEX_SQL if lex else FTS_FILL_SQL
+    tables = [(FTS_TABLE, "fts_tokenizer", FTS_SECURE_DELETE_SQL, fill)]
     if has_full_fts(conn):
-        tables.append(
-            (FTS_FULL_TABLE, "fts_full_tokenizer", FTS_FULL_SECURE_DELETE_SQL, FTS_FULL_FILL_SQL)
-        )
+        full_fill = FTS_FULL_FILL_LEX_SQL if lex else FTS_FULL_FILL_SQL
+        tables.append((FTS_FULL_TABLE, "fts_full_tokenizer", FTS_FULL_SECURE_DELETE_SQL, full_fill))
     return tables
 
 

@@ -33,6 +33,14 @@
   default; ``source_ref`` NULL) or a file of the file index (``source_ref`` is the
   ``file_index.db`` ``files.id``, stable across renames, never the path). Search filters on
   it in libSQL like the time range, so the FTS5 tables and their triggers stay as they were.
+- ``lang`` / ``fts_lex`` / ``full_lex`` (version 5): the detected language of a segment and
+  the text BM25 indexes for it when that is not the segment's own words (Snowball stems of a
+  German segment, the character bigrams of a Japanese one: ``language``). The writer fills
+  them at insert (libSQL cannot call Python from a trigger); NULL means "index the text
+  itself", which is every English segment and every segment stored before version 5, so
+  English rows are indexed exactly as before. The FTS triggers are recreated to index
+  ``coalesce(fts_lex, fts_text, text)`` and ``coalesce(full_lex, text)``; a new trigger
+  re-indexes a row whose analysis is filled in later (``analyze_segments``).
 """
 
 from __future__ import annotations
@@ -53,11 +61,21 @@ FTS_FILL_SQL = (
 )
 FTS_SECURE_DELETE_SQL = f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rank) VALUES ('secure-delete', 1)"
 
+#: The same fills from version 5 on: the analysis of a segment when there is one.
+FTS_FILL_LEX_SQL = (
+    f"INSERT INTO {FTS_TABLE}(rowid, body, tags) "
+    f"SELECT id, coalesce(fts_lex, fts_text, text), {tags_sql()} FROM semantic_segments"
+)
+
 #: The BM25 table over every party's words (version 3), and how the tokenizer rebuild fills it.
 FTS_FULL_TABLE = "semantic_fts_full"
 FTS_FULL_FILL_SQL = (
     f"INSERT INTO {FTS_FULL_TABLE}(rowid, body, tags) "
     f"SELECT id, text, {tags_sql()} FROM semantic_segments WHERE fts_text IS NOT NULL"
+)
+FTS_FULL_FILL_LEX_SQL = (
+    f"INSERT INTO {FTS_FULL_TABLE}(rowid, body, tags) SELECT id, coalesce(full_lex, text), "
+    f"{tags_sql()} FROM semantic_segments WHERE fts_text IS NOT NULL"
 )
 FTS_FULL_SECURE_DELETE_SQL = (
     f"INSERT INTO {FTS_FULL_TABLE}({FTS_FULL_TABLE}, rank) VALUES ('secure-delete', 1)"
@@ -302,6 +320,206 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 "DROP INDEX idx_semantic_segments_user_source",
                 "ALTER TABLE semantic_segments DROP COLUMN source_ref",
                 "ALTER TABLE semantic_segments DROP COLUMN source",
+            ],
+        ),
+        # The FTS triggers of versions 1 and 3, recreated to index the analysis when there
+        # is one; the rollback recreates them as they were (frozen literals both ways).
+        5: SchemaVersion(
+            version=5,
+            name="language-aware BM25",
+            description="lang, fts_lex, full_lex: what BM25 indexes for non-English segments",
+            sql_statements=[
+                "ALTER TABLE semantic_segments ADD COLUMN lang TEXT",
+                "ALTER TABLE semantic_segments ADD COLUMN fts_lex TEXT",
+                "ALTER TABLE semantic_segments ADD COLUMN full_lex TEXT",
+                # Does this user have any non-English segment? (one probe: search analyzes a
+                # query's language only then, so English users never load the detector)
+                """CREATE INDEX idx_semantic_segments_user_foreign ON semantic_segments(user_id)
+                   WHERE lang IS NOT NULL AND lang != 'en'""",
+                "DROP TRIGGER semantic_segments_after_insert",
+                "DROP TRIGGER semantic_segments_after_text_update",
+                "DROP TRIGGER semantic_segments_after_tags_update",
+                "DROP TRIGGER semantic_segments_full_after_insert",
+                "DROP TRIGGER semantic_segments_full_after_update",
+                """
+                CREATE TRIGGER semantic_segments_after_insert
+                AFTER INSERT ON semantic_segments BEGIN
+                    INSERT INTO semantic_fts(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_lex, new.fts_text, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('index', new.id, new.chroma_id);
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_after_text_update
+                AFTER UPDATE OF text, fts_text, embed_text ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts WHERE rowid = old.id;
+                    INSERT INTO semantic_fts(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_lex, new.fts_text, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                    UPDATE semantic_segments SET vector = NULL, vector_fingerprint = NULL
+                        WHERE id = new.id;
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('index', new.id, new.chroma_id);
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_after_tags_update
+                AFTER UPDATE OF user_id, conversation_id, roles ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts WHERE rowid = old.id;
+                    INSERT INTO semantic_fts(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_lex, new.fts_text, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_full_after_insert
+                AFTER INSERT ON semantic_segments WHEN new.fts_text IS NOT NULL BEGIN
+                    INSERT INTO semantic_fts_full(rowid, body, tags)
+                        SELECT new.id, coalesce(new.full_lex, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END;
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_full_after_update
+                AFTER UPDATE OF text, fts_text, user_id, conversation_id, roles
+                ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts_full WHERE rowid = old.id;
+                    INSERT INTO semantic_fts_full(rowid, body, tags)
+                        SELECT new.id, coalesce(new.full_lex, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END
+                        WHERE new.fts_text IS NOT NULL;
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_after_lex_update
+                AFTER UPDATE OF fts_lex, full_lex ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts WHERE rowid = old.id;
+                    INSERT INTO semantic_fts(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_lex, new.fts_text, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                    DELETE FROM semantic_fts_full WHERE rowid = old.id;
+                    INSERT INTO semantic_fts_full(rowid, body, tags)
+                        SELECT new.id, coalesce(new.full_lex, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END
+                        WHERE new.fts_text IS NOT NULL;
+                END
+                """,
+                """INSERT INTO semantic_settings(key, value)
+                   VALUES ('lexical_analyzer', 'aico-lex/1')""",
+            ],
+            rollback_statements=[
+                "DELETE FROM semantic_settings WHERE key = 'lexical_analyzer'",
+                "DROP TRIGGER semantic_segments_after_lex_update",
+                "DROP INDEX idx_semantic_segments_user_foreign",
+                "DROP TRIGGER semantic_segments_after_insert",
+                "DROP TRIGGER semantic_segments_after_text_update",
+                "DROP TRIGGER semantic_segments_after_tags_update",
+                "DROP TRIGGER semantic_segments_full_after_insert",
+                "DROP TRIGGER semantic_segments_full_after_update",
+                """
+                CREATE TRIGGER semantic_segments_after_insert
+                AFTER INSERT ON semantic_segments BEGIN
+                    INSERT INTO semantic_fts(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_text, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('index', new.id, new.chroma_id);
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_after_text_update
+                AFTER UPDATE OF text, fts_text, embed_text ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts WHERE rowid = old.id;
+                    INSERT INTO semantic_fts(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_text, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                    UPDATE semantic_segments SET vector = NULL, vector_fingerprint = NULL
+                        WHERE id = new.id;
+                    INSERT INTO semantic_outbox(op, segment_rowid, chroma_id)
+                        VALUES ('index', new.id, new.chroma_id);
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_after_tags_update
+                AFTER UPDATE OF user_id, conversation_id, roles ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts WHERE rowid = old.id;
+                    INSERT INTO semantic_fts(rowid, body, tags)
+                        VALUES (new.id, coalesce(new.fts_text, new.text),
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END);
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_full_after_insert
+                AFTER INSERT ON semantic_segments WHEN new.fts_text IS NOT NULL BEGIN
+                    INSERT INTO semantic_fts_full(rowid, body, tags)
+                        SELECT new.id, new.text,
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END;
+                END
+                """,
+                """
+                CREATE TRIGGER semantic_segments_full_after_update
+                AFTER UPDATE OF text, fts_text, user_id, conversation_id, roles
+                ON semantic_segments BEGIN
+                    DELETE FROM semantic_fts_full WHERE rowid = old.id;
+                    INSERT INTO semantic_fts_full(rowid, body, tags)
+                        SELECT new.id, new.text,
+                            'u' || hex(new.user_id) || '0'
+                            || CASE WHEN new.conversation_id IS NULL THEN ''
+                               ELSE ' c' || hex(new.conversation_id) || '0' END
+                            || CASE WHEN new.roles = '' THEN ''
+                               ELSE ' r' || replace(hex(new.roles), '2C', '0 r') || '0' END
+                        WHERE new.fts_text IS NOT NULL;
+                END
+                """,
+                "ALTER TABLE semantic_segments DROP COLUMN full_lex",
+                "ALTER TABLE semantic_segments DROP COLUMN fts_lex",
+                "ALTER TABLE semantic_segments DROP COLUMN lang",
             ],
         ),
     }

@@ -38,6 +38,8 @@ from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic._sql import FloatArray, by_key, check_blob, filter_sql, from_blob
 from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_expression
 from aico.ai.memory.semantic.fusion import fuse
+from aico.ai.memory.semantic.language import multilingual_query_terms
+from aico.ai.memory.semantic.models import has_languages
 from aico.ai.memory.semantic.schema import FTS_FULL_TABLE, FTS_TABLE
 from aico.ai.memory.semantic.timeparse import TimeWindow, time_boost
 from aico.ai.memory.semantic.types import (
@@ -158,6 +160,8 @@ class Searcher:
         self._df_lock = threading.Lock()
         self._df_cache: dict[tuple[str, str, str], tuple[int, float]] = {}
         self._sole: tuple[str, bool, float] | None = None  # (user, answer, when)
+        self._foreign_cache: tuple[str, bool, float] | None = None  # (user, answer, when)
+        self._has_languages: bool | None = None
 
     # -- searching -----------------------------------------------------------------------
 
@@ -185,7 +189,12 @@ class Searcher:
             q = dataclasses.replace(q, source=None)
         config = core.config
         n = max(config.candidates, q.k * config.overfetch)
-        terms = query_terms(q.text, drop_stopwords=config.drop_stopwords)
+        if config.language_analysis:
+            terms = multilingual_query_terms(
+                q.text, drop_stopwords=config.drop_stopwords, detect=self._foreign(q.user_id)
+            )
+        else:
+            terms = query_terms(q.text, drop_stopwords=config.drop_stopwords)
         window = self._time_window(q)
         lexical = q.mode != "dense" and bool(terms)
         full_too = lexical and core.full_fts and config.fusion.full_share > 0.0
@@ -370,6 +379,32 @@ class Searcher:
     def writes_happened(self) -> None:
         """Forget what was remembered about the stored segments' owners (after a write)."""
         self._sole = None
+        self._foreign_cache = None
+
+    def _foreign(self, user_id: str) -> bool:
+        """True if ``user_id`` has a segment detected as not English (schema version 5).
+
+        Only then is a query's language detected (and its stems added): an English user's
+        searches never load the detector. One probe of a partial index, remembered like
+        ``_sole_user`` (a stale "false" for another process's new segments costs their
+        stems for ``_SOLE_TTL_S``, never their raw words).
+        """
+        now = time.monotonic()
+        cached = self._foreign_cache
+        if cached is not None and cached[0] == user_id and now - cached[2] < _SOLE_TTL_S:
+            return cached[1]
+        if self._has_languages is None:
+            self._has_languages = has_languages(self._core.conn)
+        foreign = self._has_languages and bool(
+            self._core.conn.fetch_value(
+                "SELECT EXISTS (SELECT 1 FROM semantic_segments INDEXED BY "
+                "idx_semantic_segments_user_foreign WHERE user_id = ? "
+                "AND lang IS NOT NULL AND lang != 'en')",
+                (user_id,),
+            )
+        )
+        self._foreign_cache = (user_id, foreign, now)
+        return foreign
 
     def _prune_terms(self, user_id: str, terms: list[str]) -> list[str]:
         """Drop terms in more than ``bm25_max_df`` of a large store's segments.

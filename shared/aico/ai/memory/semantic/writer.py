@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,8 @@ from aico.ai.memory._faults import fault
 from aico.ai.memory.semantic._chroma import ChromaIndex
 from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic._sql import SQL_IN_CHUNK, FloatArray, from_blob, to_blob
+from aico.ai.memory.semantic.language import analyze, detect_language
+from aico.ai.memory.semantic.models import has_languages
 from aico.ai.memory.semantic.schema import FTS_TABLE
 from aico.ai.memory.semantic.segmenting import SegmentationConfig, segment_messages
 from aico.ai.memory.semantic.types import Message, OutboxResult, Segment, check_id
@@ -43,6 +46,8 @@ from aico.errors import AicoError, InvalidInput, SemanticMemoryError, StoreClose
 __all__ = ["Writer"]
 
 _LOCK_POLL_S = 0.05
+# "user: " at a line start: segmenting's labels, English words that would sway detection.
+_ROLE_LABEL = re.compile(r"^[a-z0-9_]{1,32}: ", re.MULTILINE)
 
 
 class _IndexFailed(Exception):
@@ -72,10 +77,25 @@ _INSERT = (
     f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}, source, source_ref) "
     f"VALUES ({', '.join('?' * 13)})"
 )
+#: Schema version 5: with the language analysis BM25 indexes (``language``).
+_INSERT_WITH_LANGUAGE = (
+    f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}, source, source_ref, "
+    f"lang, fts_lex, full_lex) VALUES ({', '.join('?' * 16)})"
+)
 #: A database before schema version 4 (a store opened over it by an older migration).
 _INSERT_BEFORE_SOURCES = (
     f"INSERT INTO semantic_segments ({_SEGMENT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 )
+
+
+def _analysis(segment: Segment) -> tuple[str, str | None, str | None]:
+    """(lang, fts_lex, full_lex) of a segment: its language is detected on the whole text,
+    and each BM25 table gets the analysis of the words it indexes (None: the words as
+    they are, see ``language.analyze``)."""
+    language = detect_language(_ROLE_LABEL.sub("", segment.text))
+    fts = analyze(segment.fts_text if segment.fts_text is not None else segment.text, language)
+    full = None if segment.fts_text is None else analyze(segment.text, language).body
+    return language, fts.body, full
 
 
 class Writer:
@@ -83,6 +103,13 @@ class Writer:
 
     def __init__(self, core: StoreCore) -> None:
         self._core = core
+        self._languages: bool | None = None
+
+    def _has_languages(self) -> bool:
+        """Whether the schema has the analysis columns (version 5), asked once per store."""
+        if self._languages is None:
+            self._languages = has_languages(self._core.conn)
+        return self._languages
 
     # -- segments ------------------------------------------------------------------------
 
@@ -124,9 +151,13 @@ class Writer:
             for segment_id, s in zip(ids, items, strict=True)
         ]
         inserted: list[str] = []
+        # Before the transaction: the first detection loads the detector (about a second).
+        analyze = bool(rows) and core.config.language_analysis and self._has_languages()
+        analyses = [_analysis(s) for s in items] if analyze else []
         if rows:
             with core.conn.transaction():
                 pairs = list(zip(rows, items, strict=True))
+                extra = dict(zip(ids, analyses, strict=False))
                 if skip_existing:
                     # Inside the write transaction: no other writer can add one meanwhile.
                     existing = {
@@ -143,7 +174,10 @@ class Writer:
                 # add a savepoint per call (two more round trips per segment).
                 insert = _INSERT if core.sources else _INSERT_BEFORE_SOURCES
                 for row, _ in pairs:
-                    core.conn.execute(insert, row if core.sources else row[:-2])
+                    if analyze:
+                        core.conn.execute(_INSERT_WITH_LANGUAGE, (*row, *extra[row[0]]))
+                    else:
+                        core.conn.execute(insert, row if core.sources else row[:-2])
                 sources = [
                     [message_id, row[0]]
                     for row, segment in pairs
