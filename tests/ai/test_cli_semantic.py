@@ -36,6 +36,7 @@ def env(tmp_path, embedding_cache_dir):
         m.store_message("maya", "s1", "user", "My sister Ingrid visits Gothenburg every June.")
         m.store_message("maya", "s1", "assistant", "Lovely, the archipelago is nice then.")
         m.end_session("s1")
+        m.semantic.process_outbox()  # end_session defers a small batch to the outbox pass
     return env
 
 

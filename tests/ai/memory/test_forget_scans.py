@@ -55,7 +55,8 @@ def _fill(memory: MemoryManager, user: str, tag: str) -> dict[str, list[str]]:
                     metadata={"note": f"zq{tag}meta{c}{s}{i}"},
                 )
             if s == 0:
-                memory.end_session(session)  # segments, FTS5, Chroma
+                memory.end_session(session)  # segments, FTS5
+                memory.semantic.process_outbox()  # and Chroma (end_session defers small batches)
             # s == 1 stays open: LMDB and the log only
         fact = FactRepository(core).remember(
             user, f"fact zq{tag}fact{c}", conversation_id=conv

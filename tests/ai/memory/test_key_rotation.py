@@ -56,6 +56,7 @@ def _fill(manager: MemoryManager, clock: Clock) -> dict[str, str]:
             clock.now += 1
             manager.store_message(user, session, role, text)
         assert manager.end_session(session) >= 1
+    manager.semantic.process_outbox()  # into Chroma (end_session defers small batches)
     clock.now += 1
     manager.store_message(rae, "s-live", "user", LIVE)
     manager.working.put_value("s-live", "mood", {"valence": 0.4})

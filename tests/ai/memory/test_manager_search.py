@@ -87,3 +87,34 @@ def test_search_keeps_one_source_when_asked(manager) -> None:
     assert [(h.segment_id, h.source_ref) for h in files] == [("note", "file-1")]
     talks = manager.search("maya", "garden plans", source="conversation")
     assert {h.segment_id for h in talks} == {"yesterday", "old"}
+
+
+def test_end_session_defers_a_small_batch_to_the_outbox_pass(manager) -> None:
+    manager.store_message("maya", "s1", "user", "the plum tree needs pruning in winter")
+    assert manager.end_session("s1") == 1
+    assert manager.semantic.pending_outbox() == 1  # libSQL and BM25 only, for now
+    assert [h.segment_id for h in manager.search("maya", "plum tree", mode="bm25")]
+    assert manager.search("maya", "plum tree", mode="dense") == []
+    manager.maintenance()  # the outbox pass (the backend runs it every minute)
+    assert manager.semantic.pending_outbox() == 0
+    assert manager.search("maya", "plum tree", mode="dense")
+
+
+def test_end_session_embeds_at_once_when_configured(tmp_path: Path, test_config) -> None:
+    from aico.config import load_config
+
+    config = load_config(
+        env={},
+        overrides={
+            "security": dict(test_config.section("security")),
+            "memory": {"consolidation": {"index_on_end": "now"}},
+        },
+    )
+    with MemoryManager.initialize(
+        tmp_path / "d", "pw", config=config, encoder=HashingEncoder()
+    ) as m:
+        UserService(m.store.connection("core")).create_user("Maya", user_id="maya")
+        m.store_message("maya", "s1", "user", "the plum tree needs pruning in winter")
+        assert m.end_session("s1") == 1
+        assert m.semantic.pending_outbox() == 0
+        assert m.search("maya", "plum tree", mode="dense")

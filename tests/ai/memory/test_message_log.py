@@ -128,6 +128,7 @@ def test_ownership_and_bad_input_store_nothing(memory) -> None:
 def test_verify_index_sees_segments_nothing_would_index(memory) -> None:
     memory.store_message(USER, "s", "user", "a thought about zqorphan owls")
     memory.end_session("s")
+    memory.semantic.process_outbox()  # end_session defers a small batch to the outbox pass
     assert memory.semantic.verify_index().ok
     core = memory.store.connection("core")
     # What the old outbox race left behind: no vector and no queued work.

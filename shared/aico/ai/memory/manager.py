@@ -65,6 +65,7 @@ from aico.data.repositories.conversations import Attachment, ConversationLog, Lo
 from aico.data.store import DataStore
 from aico.errors import (
     AicoError,
+    ConfigError,
     InvalidInput,
     ModelMismatch,
     ReadOnly,
@@ -199,6 +200,9 @@ class MemoryManager:
         self._log_conn = self.store.connection("conversations")
         self.log = ConversationLog(self._log_conn)
         self._consolidator = Consolidator(self._log_conn, self._core, self.semantic, self.clock)
+        self._index_on_end = str(self.config.get("memory.consolidation.index_on_end"))
+        if self._index_on_end not in ("now", "batch"):
+            raise ConfigError('memory.consolidation.index_on_end must be "now" or "batch"')
         self._forgetter = Forgetter(
             log_conn=self._log_conn,
             core_conn=self._core,
@@ -542,7 +546,15 @@ class MemoryManager:
                 raise
 
     def end_session(self, session_id: str, *, consolidate: bool = True) -> int:
-        """Mark the session ended and (by default) consolidate it now; returns segments made."""
+        """Mark the session ended and (by default) consolidate it now; returns segments made.
+
+        The segments are in libSQL and BM25 at once. With ``[memory.consolidation]
+        index_on_end = "batch"`` (the default) they are embedded here only once a full
+        outbox batch is queued, else by the next outbox pass (``maintenance``, the
+        backend's outbox job, the next open): one session's few segments embedded alone
+        cost the encoder about a third more each (docs/benchmarks.md, "Ingest"). ``"now"``
+        embeds them before returning.
+        """
         self._check_writable("end_session")
         check_id(session_id, "session_id")
         if not consolidate:
@@ -550,7 +562,7 @@ class MemoryManager:
                 self.log.end_session(session_id, self.clock())
             return 0
         made = self._consolidator.consolidate(session_id, trigger="session_end", end=True)
-        if made:
+        if made and (self._index_on_end == "now" or self._consolidator.index_due()):
             self._index()
         return made
 
