@@ -2,7 +2,8 @@
 
 Order, source of truth first: one log transaction deletes the rows and records the forget in
 ``forget_ledger`` (grain and ids only, ``pending``); then every derived store drops its copy
-(working memory, segments and their FTS rows, Chroma, facts, feedback, logs, preferences);
+(working memory, segments and their FTS rows, Chroma, facts, feedback, logs, preferences,
+and through the manager's hook the file index, knowledge.db and the analytics copy);
 then FTS5 is optimized (so deleted terms leave the index's live pages), Chroma is purged
 (rebuilt, so its files keep no deleted id or vector) and every WAL is checkpointed; last,
 the ledger row is closed and its ids replaced by keyed hashes. A crash anywhere leaves a
@@ -83,6 +84,7 @@ class Forgetter:
         checkpoint: Callable[[], None],
         consolidate: Callable[[str], int],
         clock: Callable[[], float],
+        elsewhere: Callable[[LedgerEntry], dict[str, int]] | None = None,
     ) -> None:
         self._log_conn = log_conn
         self._log = ConversationLog(log_conn)
@@ -94,6 +96,7 @@ class Forgetter:
         self._checkpoint = checkpoint
         self._consolidate = consolidate
         self._clock = clock
+        self._elsewhere = elsewhere
 
     # -- the verb --------------------------------------------------------------------
 
@@ -340,6 +343,10 @@ class Forgetter:
                     ).rowcount,
                     0,
                 )
+        if self._elsewhere is not None:
+            # The other stores' copies (file index, knowledge, analytics): deletes of what is
+            # still there, like every step here, so a replay after a crash is safe.
+            counts.update(self._elsewhere(entry))
         self._semantic.optimize_fts()
         if not self._purge_index():
             counts["index_purge_pending"] = 1

@@ -39,7 +39,7 @@ from aico.ai.embeddings import Encoder
 from aico.ai.memory._faults import fault
 from aico.ai.memory.consolidation import Consolidator
 from aico.ai.memory.context import ContextBundle, assemble, estimate_tokens, rank_facts
-from aico.ai.memory.forget import ForgetReport, Forgetter
+from aico.ai.memory.forget import ForgetReport, Forgetter, LedgerEntry
 from aico.ai.memory.key_rotation import finish_index_rekey, index_rebuild_pending
 from aico.ai.memory.semantic import (
     OutboxResult,
@@ -215,6 +215,7 @@ class MemoryManager:
                 session_id, trigger="forget"
             ),
             clock=self.clock,
+            elsewhere=self._forget_elsewhere,
         )
 
     # ---- construction --------------------------------------------------------------
@@ -866,6 +867,25 @@ class MemoryManager:
         )
         self._discard_damaged_copies()
         return report
+
+    def _forget_elsewhere(self, entry: LedgerEntry) -> dict[str, int]:
+        """The forget's steps in the other stores (``Forgetter.apply`` calls it, also when
+        it replays a pending forget): the file index, knowledge.db, the analytics copy."""
+        counts: dict[str, int] = {}
+        if entry.grain == "user":
+            counts["files"] = self.files.purge_user(entry.user_id)
+            counts["knowledge"] = self.knowledge.purge_user(entry.user_id)
+            counts["analytics"] = self.analytics.purge_user(entry.user_id)
+            return counts
+        if entry.grain == "conversation" and entry.conversation_id is not None:
+            counts["knowledge"] = self.knowledge.purge_conversation(
+                entry.user_id, entry.conversation_id
+            )
+        if self.analytics.path.exists():
+            # The copy follows the log: the export removes what the log no longer has
+            # and rebuilds the file, so no removed row stays in one of its blocks.
+            counts["analytics"] = self.analytics.export().rows_removed
+        return counts
 
     def _discard_damaged_copies(self) -> None:
         """Delete working-memory environments moved aside as damaged.
