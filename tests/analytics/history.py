@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from aico.ai.embeddings import HashingEncoder
 from aico.ai.memory import MemoryManager
+from aico.config import load_config
 from aico.data.repositories import UserService
 from aico.data.repositories.conversations import LoggedMessage
+from aico.security import KdfParams
 
 PASSPHRASE = "analytics test passphrase"
 USERS = ["ana", "ben", "cy"]
@@ -31,6 +35,23 @@ class History:
     messages: list[dict[str, Any]] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     conversations: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def open_test_manager(data_dir: Path) -> MemoryManager:
+    """A new data dir with cheap Argon2 and the fast fake encoder (for module fixtures)."""
+    params = KdfParams.for_tests()
+    config = load_config(
+        env={},
+        overrides={
+            "security": {
+                "use_keyring": False,
+                "kdf_time_cost": params.time_cost,
+                "kdf_memory_cost_kib": params.memory_cost_kib,
+                "kdf_parallelism": params.parallelism,
+            }
+        },
+    )
+    return MemoryManager.initialize(data_dir, PASSPHRASE, config=config, encoder=HashingEncoder())
 
 
 def ensure_users(memory: MemoryManager, users: list[str]) -> None:

@@ -7,6 +7,7 @@ import threading
 from history import START, USERS, write_history
 
 from aico.ai.memory import MemoryManager
+from aico.data.repositories import UserService
 
 
 def _ids(memory: MemoryManager) -> set[str]:
@@ -32,31 +33,49 @@ def test_only_new_rows_are_read(memory: MemoryManager) -> None:
 
 
 def test_deletes_reach_the_copy_without_any_hook(memory: MemoryManager) -> None:
+    """Rows removed behind the manager's back (retention, another process, an old build)."""
     write_history(memory, USERS, messages=200, per_session=10, tag="d")
     memory.analytics.export()
+    log = memory.store.connection("conversations")
     conv = memory.log.conversations_of_user("ben")[0]
-    memory.forget("ben", conversation_id=conv["id"])
+    log.execute("DELETE FROM messages WHERE conversation_id = ?", (conv["id"],))
     report = memory.analytics.export()
     assert report.removed["messages"] > 0
     assert _ids(memory) == _log_ids(memory)
 
-    # The newest message forgotten, then a new one: SQLite gives it the freed rowid,
+    # The newest message deleted, then a new one: SQLite gives it the freed rowid, at or
     # below the export's mark; the per-user fingerprint still finds it.
-    newest = memory.store.connection("conversations").fetch_one(
-        "SELECT id, user_id FROM messages ORDER BY rowid DESC LIMIT 1"
-    )
+    newest = log.fetch_one("SELECT rowid AS r, id FROM messages ORDER BY rowid DESC LIMIT 1")
     assert newest is not None
-    memory.forget(newest["user_id"], message_id=newest["id"])
+    log.execute("DELETE FROM messages WHERE id = ?", (newest["id"],))
     memory.store_message("cy", "late-session", "user", "late words", timestamp=START + 5)
+    reused = log.fetch_value("SELECT max(rowid) FROM messages")
+    assert reused == newest["r"]
     memory.analytics.export()
     assert _ids(memory) == _log_ids(memory)
 
-    # A whole user forgotten while the purge hook was not called: gone at the next export.
-    memory.forget("ana")
+    # A user deleted without the forget hook: every row of theirs leaves the copy.
+    UserService(memory.store.connection("core")).delete_user("ana")
     memory.analytics.export()
     users = memory.analytics.sql("SELECT DISTINCT user_id FROM a.messages").rows
     assert ("ana",) not in users
-    assert memory.analytics.sql("SELECT count(*) FROM a.users WHERE user_id = 'ana'").rows == [(0,)]
+
+
+def test_forget_reaches_the_copy(memory: MemoryManager) -> None:
+    """Through the manager's hook (purge_user for a user, an export for the other grains)."""
+    write_history(memory, USERS, messages=120, per_session=10, tag="f")
+    memory.analytics.export()
+    conv = memory.log.conversations_of_user("ben")[0]
+    memory.forget("ben", conversation_id=conv["id"])
+    assert _ids(memory) == _log_ids(memory)
+    memory.forget("ana")
+    counts = memory.analytics.sql(
+        "SELECT (SELECT count(*) FROM a.messages WHERE user_id = 'ana') + "
+        "(SELECT count(*) FROM a.users WHERE user_id = 'ana') + "
+        "(SELECT count(*) FROM a.sessions WHERE user_id = 'ana')"
+    )
+    assert counts.rows == [(0,)]
+    assert _ids(memory) == _log_ids(memory)
 
 
 def test_export_runs_while_another_thread_holds_the_writer(memory: MemoryManager) -> None:
