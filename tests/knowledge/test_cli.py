@@ -288,3 +288,22 @@ def test_read_only_refuses_writes_and_reads_change_no_byte(env):
         ok(env, "knowledge", "list", kind, "--user", "maya")
         ok(env, "--read-only", "knowledge", "list", kind, "--user", "maya", "--json")
     assert (hashlib.sha256(db.read_bytes()).hexdigest(), db.stat().st_mtime_ns) == before
+
+
+def test_reads_refuse_a_data_dir_behind_and_a_write_upgrades_it(tmp_path, test_config, env):
+    with MemoryManager.initialize(
+        tmp_path / "data", PASS, config=test_config, encoder=HashingEncoder(dimension=384)
+    ) as manager:
+        UserService(manager.store.connection("core")).create_user("Maya", user_id="maya")
+        manager.store.rollback(to=1, schema="knowledge")
+    mine = {**env, "AICO_DATA_DIR": str(tmp_path / "data")}
+    result = run(mine, "knowledge", "list", "decision", "--user", "maya")
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: the data dir's schemas are behind this code (knowledge); "
+        "open it writable once to migrate (aico db migrate)\n",
+    )
+    ok(mine, "knowledge", "add", "pattern", "--user", "maya", "--type", "tdd")
+    assert [
+        p["pattern_type"] for p in as_json(mine, "knowledge", "list", "pattern", "--user", "maya")
+    ] == ["tdd"]

@@ -82,6 +82,18 @@ def test_another_users_items_are_not_found(knowledge, maya, bob, bundle, rows):
     assert rows("context_relevance_feedback") == 0
 
 
+def test_refs_as_aico_context_prints_them(knowledge, maya, bundle):
+    memory, turn = bundle.memories[0], bundle.working[0]
+    assert ContextItem.parse(f"memory:{memory.segment_id}") == ContextItem(
+        "segment", memory.segment_id
+    )
+    on_turn = knowledge.record_context_feedback(maya, f"recent:{turn.id}", False)
+    assert (on_turn.context_type, on_turn.item_key) == ("message", turn.id)
+    for bad in ("fact", "fact:", ":x", "widget:x", "fact:\x00"):
+        with pytest.raises(InvalidInput):
+            ContextItem.parse(bad)
+
+
 def test_file_items_are_recorded_by_path(knowledge, maya):
     feedback = knowledge.record_context_feedback(maya, "file:notes/june trip.md", True)
     assert (feedback.context_type, feedback.item_key) == ("file", "notes/june trip.md")

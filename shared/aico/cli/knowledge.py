@@ -397,7 +397,8 @@ def add_effectiveness_cmd(
 @click.option(
     "--item",
     required=True,
-    help=f"<kind>:<id>, kind one of {', '.join(CONTEXT_TYPES)} (aico context --json).",
+    help=f"<kind>:<id>, kind one of {', '.join(CONTEXT_TYPES)}; or source:id as "
+    "'aico context --json' prints them (fact:, memory:, recent:).",
 )
 @click.option("--useful/--not-useful", required=True)
 @click.option("--usefulness", type=_UNIT, default=None, help="A grade in [0, 1].")

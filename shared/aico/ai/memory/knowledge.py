@@ -67,6 +67,7 @@ KnowledgeRow = (
     | ContextFeedback
 )
 _PAGE = 1000
+_ALIASES = {"memory": "segment", "recent": "message"}
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,14 @@ class ContextItem:
 
     @classmethod
     def parse(cls, ref: object) -> ContextItem:
-        """``"fact:<id>"`` -> ``ContextItem("fact", "<id>")``; ``InvalidInput`` otherwise."""
+        """``"fact:<id>"`` -> ``ContextItem("fact", "<id>")``; ``InvalidInput`` otherwise.
+
+        ``memory:`` and ``recent:`` (the sources ``aico context --json`` prints) are
+        accepted for ``segment:`` and ``message:``.
+        """
         text = check_text(ref, "item", required=True, limit=4200)
         kind, sep, key = text.partition(":")
+        kind = _ALIASES.get(kind, kind)
         if not sep or kind not in CONTEXT_TYPES or not key:
             raise InvalidInput(
                 f"item must be <kind>:<id> with kind one of {', '.join(CONTEXT_TYPES)}"
@@ -237,7 +243,7 @@ class Knowledge:
         return {kind: self._repo(kind).count(user) for kind in KINDS}
 
     def delete(self, kind: Kind, user_id: str, item_id: str) -> None:
-        """Delete one of the user's rows (a decision's successor keeps its own history)."""
+        """Delete one of the user's rows; a deleted decision ends its chain's history there."""
         self._writable("delete")
         repo = self._repo(kind)
         repo.delete(item_id, user_id=check_id(user_id, "user_id"))
