@@ -97,3 +97,5 @@ def test_refs_as_aico_context_prints_them(knowledge, maya, bundle):
 def test_file_items_are_recorded_by_path(knowledge, maya):
     feedback = knowledge.record_context_feedback(maya, "file:notes/june trip.md", True)
     assert (feedback.context_type, feedback.item_key) == ("file", "notes/june trip.md")
+    assert "june" not in repr(ContextItem.parse("file:notes/june trip.md"))
+    assert "abc123" in repr(ContextItem.parse("fact:abc123"))

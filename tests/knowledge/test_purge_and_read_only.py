@@ -73,8 +73,7 @@ WRITES = [
 ]
 
 
-@pytest.mark.parametrize("write", WRITES)
-def test_read_only_manager_refuses_every_write(manager, maya, data_dir, test_config, write):
+def test_read_only_manager_refuses_every_write(manager, maya, data_dir, test_config):
     manager.knowledge.add_decision(maya, "kept", "process")
     manager.close()
     with MemoryManager.open(
@@ -84,10 +83,13 @@ def test_read_only_manager_refuses_every_write(manager, maya, data_dir, test_con
         read_only=True,
         encoder=HashingEncoder(dimension=384),
     ) as reader:
-        with pytest.raises(ReadOnly) as info:
-            write(reader.knowledge, maya)
-        # Ours, before any store is read: not the connection's refusal of the write itself.
-        assert str(info.value).endswith("writes, and the knowledge store was opened read-only")
+        for index, write in enumerate(WRITES):
+            with pytest.raises(ReadOnly) as info:
+                write(reader.knowledge, maya)
+            # Ours, before any store is read: not the connection's refusal of the write.
+            assert str(info.value).endswith(
+                "writes, and the knowledge store was opened read-only"
+            ), index
         [kept] = reader.knowledge.list("decision", maya)  # reads still work
         assert kept.title == "kept"
 

@@ -216,3 +216,17 @@ def test_measure_of_nothing_is_zero():
     empty = measure([])
     assert (empty.message_count, empty.turn_count, empty.duration_seconds) == (0, 0, 0.0)
     assert empty.tokens_used is None and empty.completion_time_minutes == 0
+
+
+def test_row_reprs_leave_user_text_out(knowledge, maya):
+    secret = "quokka-lantern-9931"
+    rows = [
+        knowledge.add_component(maya, secret, "module", description=secret, evidence=[secret]),
+        knowledge.add_documentation(maya, f"{secret}.md", title=secret, sections=[secret]),
+        knowledge.add_decision(maya, secret, "d", rationale=secret, tags=[secret]),
+        knowledge.add_pattern(maya, "p", description=secret, context={"k": secret}),
+        knowledge.record_context_feedback(maya, f"file:{secret}.md", True),
+    ]
+    for row in rows:
+        assert secret not in repr(row), type(row).__name__
+        assert row.id in repr(row)

@@ -87,6 +87,11 @@ class ContextItem:
     def ref(self) -> str:
         return f"{self.kind}:{self.item_id}"
 
+    def __repr__(self) -> str:
+        # A file item's id is its path (the user's own words): never in logs or tracebacks.
+        shown = "<path>" if self.kind == "file" else repr(self.item_id)
+        return f"ContextItem(kind={self.kind!r}, item_id={shown}, score={self.score!r})"
+
     @classmethod
     def parse(cls, ref: object) -> ContextItem:
         """``"fact:<id>"`` -> ``ContextItem("fact", "<id>")``; ``InvalidInput`` otherwise.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aico.data.repositories._base import new_id
@@ -23,12 +23,12 @@ __all__ = ["Component", "ComponentRepository"]
 class Component:
     id: str
     user_id: str
-    component: str
+    component: str = field(repr=False)
     type: str
-    description: str | None
+    description: str | None = field(repr=False)
     confidence: float | None
-    evidence: Any
-    metadata: Any
+    evidence: Any = field(repr=False)
+    metadata: Any = field(repr=False)
     last_updated: float
 
     @classmethod

@@ -9,7 +9,7 @@ supersessions is the decision's history.
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aico.data.repositories._base import new_id
@@ -34,14 +34,14 @@ class Decision:
     id: str
     user_id: str
     decision_type: str
-    title: str
-    description: str | None
-    rationale: str | None
-    alternatives_considered: Any
-    impact_assessment: str | None
+    title: str = field(repr=False)
+    description: str | None = field(repr=False)
+    rationale: str | None = field(repr=False)
+    alternatives_considered: Any = field(repr=False)
+    impact_assessment: str | None = field(repr=False)
     made_at: float
     status: str
-    tags: Any
+    tags: Any = field(repr=False)
     superseded_by: str | None
     status_changed_at: float | None
 

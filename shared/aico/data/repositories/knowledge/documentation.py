@@ -6,7 +6,7 @@ A path is recorded once per user (``UNIQUE (user_id, file_path)``, schema versio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aico.data.repositories._base import new_id
@@ -30,12 +30,12 @@ MAX_PATH = 4096
 class DocumentationFile:
     id: str
     user_id: str
-    file_path: str
+    file_path: str = field(repr=False)
     doc_type: str | None
-    title: str | None
-    purpose: str | None
-    sections: Any
-    cross_refs: Any
+    title: str | None = field(repr=False)
+    purpose: str | None = field(repr=False)
+    sections: Any = field(repr=False)
+    cross_refs: Any = field(repr=False)
     last_analyzed: float | None
     content_hash: str | None
 

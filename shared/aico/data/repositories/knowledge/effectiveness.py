@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aico.data.repositories._base import new_id
@@ -109,8 +109,8 @@ class ConversationEffectiveness:
     tokens_used: int | None
     cost: float | None
     user_satisfaction: int | None
-    key_factors: Any
-    lessons_learned: str | None
+    key_factors: Any = field(repr=False)
+    lessons_learned: str | None = field(repr=False)
     recorded_at: float
     message_count: int | None
     turn_count: int | None

@@ -6,7 +6,7 @@ keeps both in ``[0, 1]`` like every other score of the store, checked here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aico.data.repositories._base import new_id
@@ -29,10 +29,10 @@ class SuccessPattern:
     id: str
     user_id: str
     pattern_type: str
-    description: str | None
-    context: Any
-    success_indicators: Any
-    failure_indicators: Any
+    description: str | None = field(repr=False)
+    context: Any = field(repr=False)
+    success_indicators: Any = field(repr=False)
+    failure_indicators: Any = field(repr=False)
     confidence_score: float | None
     usage_count: int
     last_successful: float | None

@@ -9,7 +9,7 @@ item, ``actual_usefulness`` what the feedback said (1.0 useful, 0.0 not, or in b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aico.data.repositories._base import new_id
@@ -35,7 +35,7 @@ class ContextFeedback:
     id: str
     user_id: str
     context_type: str
-    item_key: str
+    item_key: str = field(repr=False)
     conversation_id: str | None
     relevance_score: float | None
     actual_usefulness: float | None
