@@ -25,7 +25,9 @@ T0 = 1_800_000_000.0
 
 
 def run(env: dict[str, str], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env)
+    """Invoke ``aico``; keys starting with ``_`` are the fixture's notes, not environment."""
+    environ = {k: v for k, v in env.items() if not k.startswith("_")}
+    return CliRunner().invoke(cli, list(args), env=environ)
 
 
 def ok(env: dict[str, str], *args: str) -> Result:
@@ -69,8 +71,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, test_config_module) -> dict[st
         "AICO_SECURITY__KDF_MEMORY_COST_KIB": str(p.memory_cost_kib),
         "AICO_SECURITY__KDF_PARALLELISM": str(p.parallelism),
         "COLUMNS": "200",
-        "FACT_ID": fact.fact_id,
-    }
+    } | {"_fact_id": fact.fact_id}
 
 
 def knowledge_db(env: dict[str, str]) -> Path:
@@ -169,7 +170,7 @@ def test_effectiveness_is_measured_from_the_conversation(env):
 
 
 def test_feedback_component_documentation_pattern(env):
-    item = f"fact:{env['FACT_ID']}"
+    item = f"fact:{env['_fact_id']}"
     result = ok(env, "knowledge", "add", "feedback", "--user", "maya", "--item", item, "--useful")
     assert result.stdout.startswith("added feedback ") and len(result.stdout.split()[-1]) == 32
     result = run(env, "knowledge", "add", "feedback", "--user", "quiet", "--item", item, "--useful")
