@@ -85,6 +85,9 @@ def test_forget_user_leaves_nothing_in_the_other_stores(tmp_path: Path) -> None:
         assert [m for m in gone if m in pages] == []
         assert all(m in pages for m in kept)
         assert memory.files.list_files(GONE) == []
+        for name in memory.store.databases:  # no purged page waits in a WAL
+            wal = memory.store.path_of(name).with_name(memory.store.path_of(name).name + "-wal")
+            assert not wal.exists() or wal.stat().st_size == 0, name
         assert _knowledge_rows(memory, GONE) == 0 and _knowledge_rows(memory, KEPT) >= 2
         assert _analytics_messages(memory, GONE) == 0
         assert _analytics_messages(memory, KEPT) == 3

@@ -842,8 +842,11 @@ class MemoryManager:
             return None
 
     def _checkpoint_all(self) -> None:
-        for name in ("core", "conversations", "sessions"):
-            self.store.connection(name).checkpoint("TRUNCATE")
+        """Every database's WAL into its file and truncated: a forget's deleted pages do
+        not stay behind in a WAL (knowledge.db and file_index.db hold user rows too)."""
+        for name in self.store.databases:
+            if self.store.path_of(name).exists():
+                self.store.connection(name).checkpoint("TRUNCATE")
 
     # ---- forgetting ----------------------------------------------------------------
 
