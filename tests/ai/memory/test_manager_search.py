@@ -118,3 +118,34 @@ def test_end_session_embeds_at_once_when_configured(tmp_path: Path, test_config)
         assert m.end_session("s1") == 1
         assert m.semantic.pending_outbox() == 0
         assert m.search("maya", "plum tree", mode="dense")
+
+
+def test_record_context_use_records_file_access_and_the_retrieval(manager, tmp_path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "garden.md").write_text("# Garden\n\nThe quince tree needs netting in August.\n")
+    manager.files.index("maya", notes)
+    manager.semantic.process_outbox()
+    bundle = manager.assemble_context("maya", "s1", "when does the quince tree need netting")
+    assert [m.source for m in bundle.memories] == ["file"]
+    assert "From the user's own files:" in bundle.render()
+    core = manager.store.connection("core")
+    file_index = manager.store.connection("file_index")
+    assert file_index.fetch_value("SELECT count(*) FROM file_access_patterns") == 0  # a read
+
+    manager.record_context_use("maya", bundle, seconds=0.012, context_id="ctx-1")
+    (access,) = file_index.fetch_all("SELECT access_type, context_id FROM file_access_patterns")
+    assert dict(access) == {"access_type": "context_inclusion", "context_id": "ctx-1"}
+    assert core.fetch_value("SELECT count(*) FROM analytics_context_events") == 1
+    (ranked, *_) = manager.files.rank_for_context("maya", store=False)
+    assert ranked.score.frequency > 0
+
+
+def test_record_context_use_refuses_bad_input_before_writing(manager) -> None:
+    from aico.errors import InvalidInput
+
+    bundle = manager.assemble_context("maya", "s1", "anything")
+    with pytest.raises(InvalidInput):
+        manager.record_context_use("maya", "not a bundle")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput):
+        manager.record_context_use("maya", bundle, seconds=float("nan"))

@@ -405,6 +405,23 @@ class AsyncMemoryManager:
             min_score=min_score,
         )
 
+    async def record_context_use(
+        self,
+        user_id: str,
+        bundle: ContextBundle,
+        *,
+        seconds: float | None = None,
+        context_id: str | None = None,
+    ) -> None:
+        """``MemoryManager.record_context_use``."""
+        await self._call(
+            self.sync.record_context_use,
+            user_id,
+            bundle,
+            seconds=seconds,
+            context_id=context_id,
+        )
+
     async def maintenance(self) -> MaintenanceReport:
         """``MemoryManager.maintenance``."""
         return await self._call(self.sync.maintenance)

@@ -41,9 +41,14 @@ class ContextBundle:
         if self.facts:
             parts.append("Things you know about the user:")
             parts += [f"- {f.content}" for f in self.facts]
-        if self.memories:
+        talks = [m for m in self.memories if m.source != "file"]
+        notes = [m for m in self.memories if m.source == "file"]
+        if talks:
             parts.append("Relevant earlier conversations:")
-            parts += [f"- {m.text}" for m in self.memories]
+            parts += [f"- {m.text}" for m in talks]
+        if notes:
+            parts.append("From the user's own files:")
+            parts += [f"- {m.text}" for m in notes]
         if self.working:
             parts.append("Recent conversation:")
             parts += [f"{m.role}: {m.content}" for m in self.working]

@@ -68,6 +68,7 @@ from aico.errors import (
     ConfigError,
     InvalidInput,
     ModelMismatch,
+    NotFound,
     ReadOnly,
     SemanticMemoryError,
     StoreClosed,
@@ -77,6 +78,7 @@ from aico.validation import (
     check_count,
     check_id,
     check_json,
+    check_number,
     check_text,
     check_time,
 )
@@ -688,6 +690,37 @@ class MemoryManager:
             FactRepository(self._core).list(user_id, limit=500), query, int(section["facts_k"])
         )
         return assemble(working, hits, facts, budget)
+
+    def record_context_use(
+        self,
+        user_id: str,
+        bundle: ContextBundle,
+        *,
+        seconds: float | None = None,
+        context_id: str | None = None,
+    ) -> None:
+        """Record that ``bundle`` went into the companion's prompt (a write; the caller that
+        sends the prompt calls it, so ``assemble_context`` stays a read).
+
+        Each file it holds gets a ``file_access_patterns`` row (what the file index ranks
+        by), and the analytics side records which segments and facts were used and how
+        long assembling took (``seconds``). The analytics record never fails the call.
+        """
+        self._check_writable("record_context_use")
+        check_id(user_id, "user_id")
+        if context_id is not None:
+            check_id(context_id, "context_id")
+        if seconds is not None:
+            check_number(seconds, "seconds", low=0.0, high=86_400.0)
+        if not isinstance(bundle, ContextBundle):
+            raise InvalidInput("bundle must be a ContextBundle from assemble_context")
+        files = [m.source_ref for m in bundle.memories if m.source == "file" and m.source_ref]
+        for file_id in dict.fromkeys(files):
+            try:
+                self.files.record_access(user_id, file_id, context_id=context_id)
+            except NotFound:
+                continue  # re-indexed or deleted since the bundle was assembled
+        self.analytics.record_context(user_id, bundle, 0.0 if seconds is None else seconds)
 
     # ---- maintenance ---------------------------------------------------------------
 
