@@ -295,6 +295,14 @@ class SemanticMemoryStore:
         finally:
             self._searcher.writes_happened()
 
+    def analyze_pending(self, *, limit: int = 1000) -> int:
+        """Language-analyze up to ``limit`` segments stored before the analysis existed
+        (``maintenance`` runs it); returns how many. See ``Writer.analyze_pending``."""
+        try:
+            return self._writer.analyze_pending(limit=limit)
+        finally:
+            self._searcher.writes_happened()
+
     def process_outbox(self, *, limit: int | None = None) -> OutboxResult:
         """Apply pending outbox work to Chroma, oldest first; idempotent and crash-safe.
 

@@ -92,9 +92,13 @@ def _analysis(segment: Segment) -> tuple[str, str | None, str | None]:
     """(lang, fts_lex, full_lex) of a segment: its language is detected on the whole text,
     and each BM25 table gets the analysis of the words it indexes (None: the words as
     they are, see ``language.analyze``)."""
-    language = detect_language(_ROLE_LABEL.sub("", segment.text))
-    fts = analyze(segment.fts_text if segment.fts_text is not None else segment.text, language)
-    full = None if segment.fts_text is None else analyze(segment.text, language).body
+    return _analysis_of(segment.text, segment.fts_text)
+
+
+def _analysis_of(text: str, fts_text: str | None) -> tuple[str, str | None, str | None]:
+    language = detect_language(_ROLE_LABEL.sub("", text))
+    fts = analyze(fts_text if fts_text is not None else text, language)
+    full = None if fts_text is None else analyze(text, language).body
     return language, fts.body, full
 
 
@@ -216,6 +220,44 @@ class Writer:
             config=segmentation or self._core.config.segmentation,
         )
         return self.add_segments(segments, index=index)
+
+    def analyze_pending(self, *, limit: int = 1000) -> int:
+        """Give segments stored before the language analysis (schema version 5, or with
+        ``language_analysis`` off) their analysis; returns how many were analyzed.
+
+        Oldest first, at most ``limit`` per call, each batch in one transaction. A
+        segment whose analysis adds nothing (English) gets only its ``lang``, so its FTS
+        rows stay as they are; the others get ``fts_lex``/``full_lex``, and the version-5
+        trigger re-indexes their FTS rows from them. Idempotent: a segment is picked once.
+        """
+        core = self._core
+        core.check_open()
+        core.require_writable("analyze_pending")
+        if not core.config.language_analysis or not self._has_languages():
+            return 0
+        rows = core.conn.fetch_all(
+            "SELECT id, text, fts_text FROM semantic_segments WHERE lang IS NULL "
+            "ORDER BY id LIMIT ?",
+            (limit,),
+        )
+        if not rows:
+            return 0
+        # Before the transaction, like add_segments: the first detection loads the detector.
+        done = [(int(r["id"]), *_analysis_of(str(r["text"]), r["fts_text"])) for r in rows]
+        with core.conn.transaction():
+            for rowid, lang, fts_lex, full_lex in done:
+                if fts_lex is None and full_lex is None:
+                    core.conn.execute(
+                        "UPDATE semantic_segments SET lang = ? WHERE id = ? AND lang IS NULL",
+                        (lang, rowid),
+                    )
+                else:
+                    core.conn.execute(
+                        "UPDATE semantic_segments SET lang = ?, fts_lex = ?, full_lex = ? "
+                        "WHERE id = ? AND lang IS NULL",
+                        (lang, fts_lex, full_lex, rowid),
+                    )
+        return len(done)
 
     def delete_segments(self, segment_ids: Sequence[str], *, user_id: str | None = None) -> int:
         """See ``SemanticMemoryStore.delete_segments``."""
