@@ -19,7 +19,7 @@ from aico.ai.memory import AsyncMemoryManager
 from aico_backend import errors
 from aico_backend.middleware import Guard
 from aico_backend.page import router as page_router
-from aico_backend.routes import conversations, facts, feedback, health, mem0, users
+from aico_backend.routes import analytics, conversations, facts, feedback, health, mem0, users
 from aico_backend.routes import memory as memory_routes
 from aico_backend.service import Service
 from aico_backend.settings import BackendSettings
@@ -67,7 +67,7 @@ def create_app(
     )
     app.state.service = service
     errors.install(app)
-    for module in (users, conversations, memory_routes, facts, feedback, health, mem0):
+    for module in (users, conversations, memory_routes, facts, feedback, health, mem0, analytics):
         app.include_router(module.router)
     app.include_router(page_router)
     if settings.cors_origins:

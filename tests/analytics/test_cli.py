@@ -19,7 +19,9 @@ PASS = "analytics cli passphrase"
 
 
 def run(env: dict[str, str], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env)
+    # AICO_UPDATE_SCREENSHOT (a test switch, not a config key) must not reach the config.
+    clean: dict[str, str | None] = {**env, "AICO_UPDATE_SCREENSHOT": None}
+    return CliRunner().invoke(cli, list(args), env=clean)
 
 
 def ok(env: dict[str, str], *args: str) -> Result:

@@ -254,5 +254,6 @@ def users_page(users: Sequence[UserProfile], label: str) -> str:
     body = (
         '<p class="lead">The admin token sees every user; pick one.</p>'
         f'<ul class="users">{rows or "<li>No users yet.</li>"}</ul>'
+        '<p><a href="/page/analytics" id="analytics-link">Analytics report</a></p>'
     )
     return _doc("users", body, user_label=label)

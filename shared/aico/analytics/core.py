@@ -71,7 +71,7 @@ class Analytics:
         self,
         manager: MemoryManager,
         *,
-        batch: int = 10_000,
+        batch: int = 2_000,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._manager = manager
@@ -319,6 +319,14 @@ class Analytics:
         path = write_report(self, Path(out_dir), user_id=user_id)
         log.info("analytics report written in %.2f s", time.perf_counter() - started)
         return path
+
+    def report_html(self, *, user_id: str | None = None, stylesheet: str | None = None) -> str:
+        """The report as a string (the backend serves it; nothing is written to disk)."""
+        from aico.analytics.report import render_report
+
+        if user_id is not None:
+            check_id(user_id, "user_id")
+        return render_report(self, user_id=user_id, stylesheet=stylesheet)
 
 
 def ensure_read(con: duckdb.DuckDBPyConnection) -> None:

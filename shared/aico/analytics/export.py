@@ -109,6 +109,7 @@ class Exporter:
         catalog: str = CATALOG,
         clock: Callable[[], float] = time.time,
         has_table: Callable[[str, str], bool] | None = None,
+        pause: float = 0.002,
     ) -> None:
         self.con = con
         self.connections = connections
@@ -118,6 +119,7 @@ class Exporter:
         self.catalog = catalog
         self.clock = clock
         self.has_table = has_table or (lambda _db, _table: True)
+        self.pause = pause
         self._batches = 0
         self._max_batch = 0.0
 
@@ -155,6 +157,9 @@ class Exporter:
             yield rows
             if len(rows) < self.batch:
                 return
+            # The driver keeps the GIL while a statement runs: a short pause between
+            # batches lets the operational threads (store_message) in.
+            time.sleep(self.pause)
 
     def _load(self, table: Table, rows: list[dict[str, Any]]) -> int:
         batch = _columns(table, rows)  # noqa: F841  (scanned by name by DuckDB)
@@ -200,15 +205,7 @@ class Exporter:
     def _stale_users(self, table: Table) -> list[str]:
         """Users whose rows differ between the two sides (count, summed column, top key)."""
         assert table.user is not None and table.fingerprint is not None
-        where = f"WHERE {table.where}" if table.where else ""
-        theirs = {
-            str(r["u"]): (int(r["n"]), float(r["s"]), int(r["k"]))
-            for r in self.connections(table.database).fetch_all(
-                f"SELECT {table.user} AS u, count(*) AS n, total({table.fingerprint}) AS s, "
-                f"max({table.key}) AS k FROM {table.source} {where} GROUP BY 1"
-            )
-            if r["u"] is not None
-        }
+        theirs = self._their_fingerprints(table)
         fp_col = _fingerprint_column(table)
         ours = {
             str(u): (int(n), float(s or 0.0), int(k))
@@ -230,6 +227,33 @@ class Exporter:
             if not same:
                 stale.append(user)
         return sorted(stale)
+
+    def _their_fingerprints(self, table: Table) -> dict[str, tuple[int, float, int]]:
+        """The libSQL side, summed over key windows: each statement stays short."""
+        conn = self.connections(table.database)
+        where = f" AND {table.where}" if table.where else ""
+        top = conn.fetch_value(f"SELECT max({table.key}) FROM {table.source}")
+        out: dict[str, tuple[int, float, int]] = {}
+        window = self.batch * 10
+        first = conn.fetch_value(f"SELECT min({table.key}) FROM {table.source}")
+        if first is None or top is None:
+            return out
+        low = int(first) - 1
+        while low < int(top):
+            high = low + window
+            for r in conn.fetch_all(
+                f"SELECT {table.user} AS u, count(*) AS n, total({table.fingerprint}) AS s, "
+                f"max({table.key}) AS k FROM {table.source} "
+                f"WHERE {table.key} > ? AND {table.key} <= ?{where} GROUP BY 1",
+                (low, high),
+            ):
+                if r["u"] is None:
+                    continue
+                n, s, k = out.get(str(r["u"]), (0, 0.0, -(2**62)))
+                out[str(r["u"])] = (n + int(r["n"]), s + float(r["s"]), max(k, int(r["k"])))
+            low = high
+            time.sleep(self.pause)
+        return out
 
     # -- facts: what a snapshot alone cannot tell ----------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import io
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from aico.analytics.core import Analytics, Rows
 
-__all__ = ["REPORT_NAME", "write_report"]
+__all__ = ["REPORT_CSS", "REPORT_NAME", "render_report", "write_report"]
 
 REPORT_NAME: Final = "analytics-report.html"
 
@@ -49,7 +50,7 @@ _VIEWS: Final = (
     "exports",
 )
 
-_CSS: Final = """
+REPORT_CSS: Final = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1d2430;
 background:#fafbfc}h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:1px solid #d5dae1;
 padding-bottom:.3rem}.grid{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
@@ -90,8 +91,60 @@ def _svg(plt: Any, draw: Callable[[Axes], None]) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None})
     finally:
         plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]
+    return _csp_safe(buf.getvalue())
+
+
+_STYLE_ATTR: Final = re.compile(r'style="([^"]*)"')
+_SVG_STYLE: Final = re.compile(r"<style[^>]*>.*?</style>", re.S)
+_PRESENTATION: Final = frozenset(
+    {
+        "fill",
+        "fill-opacity",
+        "stroke",
+        "stroke-width",
+        "stroke-linecap",
+        "stroke-linejoin",
+        "stroke-opacity",
+        "stroke-dasharray",
+        "stroke-dashoffset",
+        "stroke-miterlimit",
+        "opacity",
+        "font-size",
+        "font-family",
+        "font-weight",
+        "font-style",
+        "text-anchor",
+    }
+)
+
+
+def _attrs(match: re.Match[str]) -> str:
+    out = []
+    for part in match.group(1).split(";"):
+        name, _, value = part.partition(":")
+        name, value = name.strip(), value.strip()
+        if name == "font":  # "9px 'DejaVu Sans'": size and family
+            size, _, family = value.partition(" ")
+            out.append(f'font-size="{size}"')
+            name, value = "font-family", family
+        if name in _PRESENTATION and value:
+            value = value.replace("'", "").replace('"', "")
+            if name == "font-family":
+                value += ", sans-serif"
+            out.append(f'{name}="{html.escape(value)}"')
+    return " ".join(out)
+
+
+def _csp_safe(svg: str) -> str:
+    """The SVG with its inline styles as presentation attributes, and no ``<style>``.
+
+    The backend serves pages under ``style-src 'self'``, which blocks every ``style``
+    attribute and element; SVG's presentation attributes are not styles, so the same
+    chart draws alike in the file and on the page.
+    """
+    svg = svg[svg.index("<svg") :]
+    svg = _SVG_STYLE.sub("", svg)
+    return _STYLE_ATTR.sub(_attrs, svg)
 
 
 def _figure(title: str, svg: str | None) -> str:
@@ -133,7 +186,14 @@ def _lines(series: dict[Any, dict[Any, float]], ylabel: str) -> Callable[[Axes],
     def draw(ax: Axes) -> None:
         for name, points in sorted(series.items(), key=lambda kv: str(kv[0])):
             xs = sorted(points)
-            ax.plot(xs, [points[x] for x in xs], label=str(name) or None, linewidth=1.4)
+            ax.plot(
+                xs,
+                [points[x] for x in xs],
+                label=str(name) or None,
+                linewidth=1.4,
+                marker="o",
+                markersize=2.5,
+            )
         ax.set_ylabel(ylabel)
         if len(series) > 1:
             ax.legend(fontsize=7, frameon=False)
@@ -151,12 +211,36 @@ def _bars(labels: Sequence[str], values: Sequence[float], ylabel: str) -> Callab
     return draw
 
 
+def _grouped(rows: Rows, keys: Sequence[str], values: Sequence[str]) -> Rows:
+    """Sums of ``values`` per ``keys`` (across users), ordered by the keys."""
+    from aico.analytics.core import Rows
+
+    ik = [rows.columns.index(k) for k in keys]
+    iv = [rows.columns.index(v) for v in values]
+    sums: dict[tuple[Any, ...], list[float]] = {}
+    for r in rows.rows:
+        acc = sums.setdefault(tuple(r[i] for i in ik), [0.0] * len(iv))
+        for j, i in enumerate(iv):
+            acc[j] += float(r[i] or 0)
+    out = [
+        (
+            *k,
+            *(
+                int(x) if x.is_integer() and v != "cost" else x
+                for x, v in zip(acc, values, strict=True)
+            ),
+        )
+        for k, acc in sorted(sums.items(), key=lambda kv: tuple(map(str, kv[0])))
+    ]
+    return Rows((*keys, *values), out)
+
+
 def _total(rows: Rows, column: str) -> float:
     i = rows.columns.index(column)
     return float(sum(float(r[i] or 0) for r in rows.rows))
 
 
-def _build(data: dict[str, Rows], user_id: str | None) -> str:
+def _build(data: dict[str, Rows], user_id: str | None, stylesheet: str | None) -> str:
     plt = _plt()
     figs: dict[str, list[str]] = defaultdict(list)
 
@@ -196,10 +280,17 @@ def _build(data: dict[str, Rows], user_id: str | None) -> str:
         iw, ih, im = (heat.columns.index(c) for c in ("weekday", "hour", "messages"))
         for r in heat.rows:
             grid[int(r[iw]) - 1][int(r[ih])] += float(r[im])
-        image = ax.imshow(grid, aspect="auto", cmap="Blues")
-        ax.set_yticks(range(7), ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+        # A mesh of vector cells, not imshow's embedded PNG (a data: URI the page's CSP
+        # would block).
+        image = ax.pcolormesh(grid, cmap="Blues")
+        ax.invert_yaxis()
+        ax.set_yticks(
+            [i + 0.5 for i in range(7)], ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        )
         ax.set_xlabel("hour (UTC)")
-        plt.colorbar(image, ax=ax, fraction=0.04)
+        bar = plt.colorbar(image, ax=ax, fraction=0.04)
+        if bar.solids is not None:
+            bar.solids.set_rasterized(False)  # a PNG inside the SVG otherwise
 
     add("Activity", "Time-of-day heatmap (messages)", bool(heat.rows), heatmap)
 
@@ -286,7 +377,11 @@ def _build(data: dict[str, Rows], user_id: str | None) -> str:
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-        f"<title>aico analytics</title><style>{_CSS}</style></head><body>",
+        "<title>aico analytics</title>",
+        f"<style>{REPORT_CSS}</style>"
+        if stylesheet is None
+        else f"<link rel='stylesheet' href='{html.escape(stylesheet)}'>",
+        "</head><body>",
         f"<h1>aico analytics — {scope}</h1><p>Made {made} from the analytics copy. "
         "Counts, times and totals only; no message or memory text.</p>",
         "<div class='kpis'>"
@@ -296,7 +391,8 @@ def _build(data: dict[str, Rows], user_id: str | None) -> str:
     for section in ("Activity", "Cost and usage", "Memory use", "System"):
         parts.append(f"<h2>{section}</h2><div class='grid'>{''.join(figs[section])}</div>")
         if section == "Cost and usage":
-            parts.append(_table(usage, ("provider", "model", "conversations", "tokens", "cost")))
+            totals = _grouped(usage, ("provider", "model"), ("conversations", "tokens", "cost"))
+            parts.append(_table(totals, totals.columns))
     parts.append("<h3>Maintenance and backup runs</h3>")
     parts.append(_table(data["task_runs"], ("task_type", "status", "started", "duration_s")))
     parts.append("<h3>Backups on disk</h3>")
@@ -307,12 +403,23 @@ def _build(data: dict[str, Rows], user_id: str | None) -> str:
     return "".join(parts)
 
 
+def render_report(
+    analytics: Analytics, *, user_id: str | None = None, stylesheet: str | None = None
+) -> str:
+    """The report's HTML: every view it shows, read in one session, drawn as inline SVG.
+
+    ``stylesheet`` links that URL instead of the inline ``<style>`` (the backend's page
+    runs under a CSP that allows only its own stylesheets); the charts need neither.
+    """
+    data = analytics.views(_VIEWS, user_id=user_id)
+    return _build(data, user_id, stylesheet)
+
+
 def write_report(analytics: Analytics, out_dir: Path, *, user_id: str | None = None) -> Path:
-    """Read every view the report shows, draw it, write the file; returns its path."""
+    """Write the self-contained report file into ``out_dir``; returns its path."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InvalidInput("the report's --out must be a directory")
-    data = analytics.views(_VIEWS, user_id=user_id)
-    page = _build(data, user_id)
+    page = render_report(analytics, user_id=user_id)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = out_dir / REPORT_NAME
     tmp = path.with_name(path.name + ".tmp")
