@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -192,7 +193,9 @@ def test_system_views(memory: MemoryManager) -> None:
     tasks = TaskRepository(memory.store.connection("core"))
     job = tasks.schedule("maintenance", "maintenance", every=3600)
     now = time.time()
-    tasks.record_run(job, status="completed", started_at=now - 2.5, finished_at=now)
+    tasks.record_run(
+        job, status="completed", started_at=now - 2.5, finished_at=now, result={"swept": 3}
+    )
     tasks.record_run(job, status="failed", started_at=now - 1, finished_at=now, error="boom")
     a = memory.analytics
     a.export()
@@ -202,6 +205,8 @@ def test_system_views(memory: MemoryManager) -> None:
         ("completed", pytest.approx(2.5)),
         ("failed", pytest.approx(1.0)),
     ]
+    results = [json.loads(r["result"]) for r in runs if r["result"] is not None]
+    assert results == [{"swept": 3}]
     sizes = a.view("store_sizes").dicts()
     assert len({r["measured"] for r in sizes}) == 2  # one snapshot per export
     libsql = [r["bytes"] for r in sizes if r["store"] == "libsql"]

@@ -107,7 +107,7 @@ def translate() -> Iterator[None]:
 
 
 def connect(
-    temp_dir: Path, *, memory_limit: str = "1GB", threads: int = 2
+    temp_dir: Path, *, memory_limit: str = "1GB", threads: int = 1
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with httpfs loaded, spill files encrypted under ``temp_dir``.
 

@@ -22,7 +22,7 @@ from typing import Final, Literal
 
 __all__ = ["EXTRA_TABLES", "FORMAT", "TABLES", "USER_TABLES", "Table"]
 
-FORMAT: Final = 1
+FORMAT: Final = 2
 """The copy's layout version: a file of another version is rebuilt from scratch."""
 
 
@@ -243,6 +243,8 @@ TABLES: Final[tuple[Table, ...]] = (
             ("finished_at", "DOUBLE", "updated_at"),
             ("duration_s", "DOUBLE", "CAST(json_extract(payload, '$.duration_s') AS REAL)"),
             ("failed", "BOOLEAN", "last_error IS NOT NULL"),
+            # The job's counts (a maintenance or retention report: counts only, no ids).
+            ("result", "VARCHAR", "json_extract(payload, '$.result')"),
         ),
         "full",
         user=None,

@@ -164,7 +164,8 @@ VIEWS: Final[tuple[View, ...]] = (
     View(
         "task_runs",
         "finished scheduler runs (maintenance, backups, ...): type, status, duration",
-        """SELECT task_type, status, ts_of(started_at) AS started, duration_s, failed
+        """SELECT task_type, status, ts_of(started_at) AS started, duration_s, failed,
+                  result
            FROM a.task_runs""",
         per_user=False,
     ),
