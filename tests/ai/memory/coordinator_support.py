@@ -32,7 +32,9 @@ def test_config_overrides() -> dict[str, Any]:
     params = KdfParams.for_tests()
     return {
         # Every role's words in BM25, so each acknowledged message is findable by its marker.
-        "memory": {"semantic": {"fts_roles": []}},
+        # end_session embeds at once: the writers' loop then passes every outbox commit
+        # point too (with the default "batch" only maintenance would reach them).
+        "memory": {"semantic": {"fts_roles": []}, "consolidation": {"index_on_end": "now"}},
         "security": {
             "use_keyring": False,
             "kdf_time_cost": params.time_cost,

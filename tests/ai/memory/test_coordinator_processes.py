@@ -128,6 +128,7 @@ def test_search_degrades_to_the_exact_scan_when_chroma_fails(tmp_path: Path) -> 
             memory.store_message(USER, "s", "user", "my owl is called zqhedwig")
             memory.end_session("s")
             memory.semantic.wait_ready()
+            memory.semantic.process_outbox()  # end_session left its small batch queued
             assert memory.search(USER, "my owl is called zqhedwig", 3, mode="dense")
             stop_process(server)
             hits = memory.search(USER, "my owl is called zqhedwig", 3, mode="dense")

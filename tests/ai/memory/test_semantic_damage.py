@@ -474,6 +474,7 @@ def test_cli_status_verify_and_rebuild_of_a_damaged_index(
         m.store_message("maya", "s1", "user", "My sister Ingrid visits Gothenburg every June.")
         m.end_session("s1")
         m.semantic.wait_ready()
+        m.semantic.process_outbox()  # end_session left its small batch queued
     _damage(tmp_path / "data" / "memory" / "semantic" / "chroma", "chroma.sqlite3:flip")
 
     def run(*args: str) -> Any:
