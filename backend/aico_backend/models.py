@@ -183,6 +183,11 @@ class ContextRequest(_Request):
     recent: int | None = None
     k: int | None = None
     min_score: float | None = None
+    record: bool = Field(
+        True,
+        description="Record that this context goes into a prompt (file accesses, which "
+        "memories were used); false for a preview. Never recorded on a read-only service.",
+    )
 
 
 class ContextItem(_Response):

@@ -292,3 +292,23 @@ def test_health_ready_openapi_and_unknown_routes(maya, admin, anonymous):
     _error(maya.get("/v1/nope"), 404, "NotFound")
     _error(maya.put("/v1/search", json={}), 405, "MethodNotAllowed")
     assert admin.get("/v1/tasks").json() == {"jobs": [], "history": []}
+
+
+def test_a_context_is_recorded_as_used_unless_asked_not_to(api, maya):
+    core = api.memory.sync.store.connection("core")
+
+    def events() -> int:
+        found = core.fetch_value(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'analytics_context_events'"
+        )
+        return (
+            int(core.fetch_value("SELECT count(*) FROM analytics_context_events")) if found else 0
+        )
+
+    before = events()
+    body = {"session_id": "s-rec", "query": "what do I bake", "record": False}
+    assert maya.post("/v1/context", json=body).status_code == 200
+    assert events() == before  # a preview
+    body["record"] = True
+    assert maya.post("/v1/context", json=body).status_code == 200
+    assert events() == before + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
 
 from aico.ai.memory import ContextBundle, SearchHit
@@ -85,6 +87,7 @@ async def context(body: ContextRequest, svc: Svc, who: Auth) -> ContextResponse:
         raise InvalidInput("session_id or conversation_id is required")
     # Another user's session holds nothing of this user: recent() filters by owner, so
     # such an id answers exactly like an unknown one.
+    started = time.perf_counter()
     bundle = await svc.memory.assemble_context(
         user_id,
         session_id,
@@ -94,6 +97,11 @@ async def context(body: ContextRequest, svc: Svc, who: Auth) -> ContextResponse:
         k=body.k,
         min_score=body.min_score,
     )
+    if body.record and not svc.read_only:
+        # The companion asks for a context to put it into a prompt: that is the use.
+        await svc.memory.record_context_use(
+            user_id, bundle, seconds=time.perf_counter() - started, context_id=session_id
+        )
     return ContextResponse(
         items=context_items(bundle, body.query),
         prompt=bundle.render(),
