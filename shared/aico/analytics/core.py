@@ -31,7 +31,7 @@ from aico.analytics._duck import ANALYTICS_PURPOSE, CATALOG, translate
 from aico.analytics.export import Exporter, ExportReport
 from aico.analytics.recording import ensure_schema, record_context
 from aico.analytics.views import VIEW_NAMES, VIEWS, create_views
-from aico.errors import InvalidInput, NotFound, ReadOnly, StoreBusy
+from aico.errors import AicoError, InvalidInput, NotFound, ReadOnly, StoreBusy
 from aico.validation import check_id, check_text
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 MAX_SQL: Final = 20_000
 MAX_ROWS: Final = 100_000
+_BUSY_WAIT_S: Final = 10.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class Analytics:
         self._clock = clock or manager.clock
         self._lock = threading.RLock()
         self._schema_ready = False
+        self._writer: duckdb.DuckDBPyConnection | None = None
 
     # -- where ---------------------------------------------------------------------------
 
@@ -103,27 +105,65 @@ class Analytics:
 
     @contextlib.contextmanager
     def _session(self, *, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One DuckDB connection with the copy attached; closed (file released) after."""
+        """A DuckDB connection with the copy attached; the file is released after.
+
+        Writers reuse one in-memory instance (httpfs loaded once: ~0.1 s saved per
+        export), attaching the file for the verb and detaching it after. Readers get a
+        fresh instance each time, because they lock its configuration for good.
+        """
         if write and self._manager.read_only:
             raise ReadOnly("analytics cannot export from a data dir opened read-only")
         if not write and not self.path.exists():
             raise NotFound("no analytics export yet; run `aico analytics export`")
         tmp = self._prepare_dirs() if write else self.directory / "tmp"
         with self._lock:
-            con = _duck.connect(tmp if tmp.is_dir() else self.directory)
+            if write:
+                if self._writer is None:
+                    self._writer = _duck.connect(tmp)
+                con = self._writer
+            else:
+                con = _duck.connect(tmp if tmp.is_dir() else self.directory)
             try:
-                try:
-                    _duck.attach(con, self.path, self._key(), read_only=not write)
-                except Exception as exc:
-                    if "lock" in str(exc.__cause__ or exc).lower():
-                        raise StoreBusy(
-                            "the analytics file is in use by another process; retry"
-                        ) from exc
-                    raise
+                self._attach(con, read_only=not write)
                 yield con
+            except BaseException:
+                if write:  # a failed verb may leave the instance in any state: start anew
+                    self._writer = None
+                    with contextlib.suppress(duckdb.Error):
+                        con.close()
+                raise
             finally:
+                if write and self._writer is con:
+                    for alias in ("fresh", CATALOG):
+                        with contextlib.suppress(duckdb.Error):
+                            con.execute(f"DETACH DATABASE IF EXISTS {alias}")
+                elif not write:
+                    with contextlib.suppress(duckdb.Error):
+                        con.close()
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, *, read_only: bool) -> None:
+        """Attach the copy; another process holding it is ``StoreBusy`` after 10 s of retries."""
+        deadline = time.monotonic() + _BUSY_WAIT_S
+        while True:
+            try:
+                _duck.attach(con, self.path, self._key(), read_only=read_only)
+                return
+            except AicoError as exc:
+                if "lock" not in str(exc.__cause__ or exc).lower():
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(
+                        "the analytics file is in use by another process; retry"
+                    ) from exc
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        """Close the writers' DuckDB instance (it holds no file between verbs)."""
+        with self._lock:
+            if self._writer is not None:
                 with contextlib.suppress(duckdb.Error):
-                    con.close()
+                    self._writer.close()
+                self._writer = None
 
     # -- writing the copy ------------------------------------------------------------------
 
@@ -200,18 +240,17 @@ class Analytics:
         _duck.attach(con, self.path, self._key())
 
     def _remove_stale_files(self) -> None:
-        """Copies under an older master key (after a rotation) and half-written rebuilds."""
+        """Copies under an older master key (after a rotation) and half-written rebuilds.
+
+        Spill files in ``tmp/`` are left to DuckDB, which removes its own (another
+        process may be using them); they are encrypted (``temp_file_encryption``).
+        """
         if not self.directory.is_dir():
             return
         keep = {self.path.name, self.path.name + ".wal"}
         for p in self.directory.glob("copy-*"):
             if p.name not in keep and p.is_file():
                 p.unlink(missing_ok=True)
-        tmp = self.directory / "tmp"
-        if tmp.is_dir():
-            for p in tmp.iterdir():
-                if p.is_file():
-                    p.unlink(missing_ok=True)
 
     # -- recording -------------------------------------------------------------------------
 
