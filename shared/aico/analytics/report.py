@@ -15,7 +15,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -197,7 +197,19 @@ def _lines(series: dict[Any, dict[Any, float]], ylabel: str) -> Callable[[Axes],
         ax.set_ylabel(ylabel)
         if len(series) > 1:
             ax.legend(fontsize=7, frameon=False)
-        ax.tick_params(axis="x", labelrotation=30)
+        xs_all = {x for points in series.values() for x in points}
+        if xs_all and all(isinstance(x, date) for x in xs_all):
+            import matplotlib.dates as mdates
+
+            locator = mdates.AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
+            ax.xaxis.set_major_locator(locator)
+            concise = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+            ax.xaxis.set_major_formatter(concise)
+            if len(xs_all) == 1:  # one day: matplotlib would span years around it
+                (only,) = xs_all
+                ax.set_xlim(only - timedelta(days=1), only + timedelta(days=1))
+        else:
+            ax.tick_params(axis="x", labelrotation=30)
 
     return draw
 
