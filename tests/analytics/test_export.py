@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 
-from history import START, USERS, write_history
+from history import DAY, START, USERS, write_history
 
 from aico.ai.memory import MemoryManager
 from aico.data.repositories import UserService
+from aico.operations.retention import archive_conversations
+from aico.operations.settings import LifecycleSettings
 
 
 def _ids(memory: MemoryManager) -> set[str]:
@@ -102,3 +104,26 @@ def test_export_runs_while_another_thread_holds_the_writer(memory: MemoryManager
     worker.join()
     assert finished_while_held, "the export waited for the writer lock"
     assert done and done[0] >= 500
+
+
+def test_retention_reaches_the_copy(memory: MemoryManager) -> None:
+    """Archiving with ``archived_searchable = false`` drops segments; the hook follows."""
+    write_history(memory, ["ana"], messages=60, per_session=6, tag="r")
+    for session in memory.log.sessions_of_user("ana"):
+        memory.end_session(session)
+    memory.analytics.export()
+    core = memory.store.connection("core")
+
+    def segments_in_copy() -> int:
+        return int(memory.analytics.sql("SELECT count(*) FROM a.segments").rows[0][0])
+
+    before = segments_in_copy()
+    assert before == core.fetch_value("SELECT count(*) FROM semantic_segments") > 0
+    settings = LifecycleSettings(conversation_archive_days=1, archived_searchable=False)
+    outcome = archive_conversations(memory, settings, START + 400 * DAY, dry_run=False)
+    assert outcome.done.get("segments_removed", 0) > 0
+    report = memory.analytics.after_retention()
+    assert report.removed["segments"] > 0
+    assert segments_in_copy() == core.fetch_value("SELECT count(*) FROM semantic_segments")
+    statuses = memory.analytics.sql("SELECT DISTINCT status FROM a.conversations").rows
+    assert ("archived",) in statuses
