@@ -13,6 +13,7 @@ paths (or the ``DataDir``) by whoever opens them::
     ├── memory/working/                  LMDB working memory (``working_memory``)
     ├── memory/semantic/chroma/          the Chroma index (``chroma``)
     ├── memory/semantic/index-rekey.pending   set while the index awaits a rebuild
+    ├── analytics/                       the encrypted DuckDB copy, spill files (``analytics``)
     ├── locks/                           who has the data dir open (``aico.locking``)
     └── backups/                         backup archives (``backups``)
 
@@ -99,6 +100,11 @@ class DataDir:
     def index_rebuild_marker(self) -> Path:
         """Present while a key rotation's Chroma index awaits its rebuild."""
         return self.semantic / "index-rekey.pending"
+
+    @property
+    def analytics(self) -> Path:
+        """``analytics/``: the encrypted DuckDB copy (``aico.analytics``) and its spill files."""
+        return self.root / "analytics"
 
     # ---- processes and operations ------------------------------------------------------
 

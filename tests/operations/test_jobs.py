@@ -332,3 +332,23 @@ def open_layout(data: Path):
     from aico.layout import DataDir
 
     return DataDir(data)
+
+
+def test_a_retention_run_that_removed_rows_brings_the_analytics_copy_along(tmp_path):
+    root, clock = timed(tmp_path)
+    clock.now = T0 + 400 * DAY
+    with open_manager(root, clock=clock) as manager:
+        manager.analytics.export()
+        report = run_job(manager, "expired-cleanup")
+        assert report.done["working_expired"] > 0
+        assert report.done["analytics_removed"] >= 0  # the copy was brought up to date
+        copied = manager.analytics.sql("SELECT count(*) AS n FROM a.sessions").dicts()[0]["n"]
+        live = manager.store.connection("conversations").fetch_value(
+            "SELECT count(*) FROM session_metadata"
+        )
+        assert copied == live
+    root2, clock2 = timed(tmp_path / "no-copy")
+    clock2.now = T0 + 400 * DAY
+    with open_manager(root2, clock=clock2) as manager:  # no copy: none is made
+        assert "analytics_removed" not in run_job(manager, "expired-cleanup").done
+        assert not manager.analytics.path.exists()

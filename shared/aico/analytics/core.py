@@ -87,7 +87,7 @@ class Analytics:
     @property
     def directory(self) -> Path:
         """``<data dir>/analytics``: the copy and DuckDB's (encrypted) spill files."""
-        return self._manager.store.layout.root / "analytics"
+        return self._manager.store.layout.analytics
 
     @property
     def path(self) -> Path:

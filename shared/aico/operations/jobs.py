@@ -149,6 +149,10 @@ def _policy(
         done: dict[str, Any] = dict(outcome.done)
         if outcome.skipped:
             done["skipped"] = outcome.skipped
+        removed = any(isinstance(v, int) and v > 0 for v in outcome.done.values())
+        if removed and not dry_run and manager.analytics.path.exists():
+            # The analytics copy follows at once, not at its next export (ids, no text).
+            done["analytics_removed"] = manager.analytics.after_retention().rows_removed
         return _Run(done, outcome.details)
 
     return run

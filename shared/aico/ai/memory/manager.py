@@ -387,6 +387,8 @@ class MemoryManager:
                     self._flush_appended()
         finally:
             self._closed = True
+            if self._analytics is not None:
+                self._analytics.close()  # its DuckDB instance (it suppresses DuckDB's errors)
             try:
                 self.semantic.close()
             finally:
