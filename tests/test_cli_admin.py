@@ -121,6 +121,13 @@ def test_search_says_no_results_and_shows_hits(env):
     assert ok(env, "search", "--user", "quiet", "Ingrid").stdout == "no results\n"
     assert ok(env, "search", "--user", "maya", "zebra", "--mode", "bm25").stdout == "no results\n"
     assert run(env, "search", "--user", "maya", "x", "--mode", "fuzzy").exit_code == 2
+    assert hit["source"] == "conversation"
+    talks = as_json(env, "search", "--user", "maya", "Ingrid", "--source", "conversation")
+    assert [h["source"] for h in talks] == ["conversation"]
+    assert ok(env, "search", "--user", "maya", "Ingrid", "--source", "file").stdout == (
+        "no results\n"
+    )
+    assert run(env, "search", "--user", "maya", "x", "--source", "mail").exit_code == 2
 
 
 def test_conversations_list_and_show_with_paging(env):

@@ -7,7 +7,7 @@ from typing import Any, cast
 import click
 
 from aico.ai.memory import ContextBundle
-from aico.ai.memory.semantic import SearchMode
+from aico.ai.memory.semantic import SearchMode, SegmentSource
 from aico.cli._common import CliState, handle_errors, pass_state
 from aico.cli.admin import _output as out
 from aico.cli.admin._open import open_manager, require_user
@@ -108,15 +108,29 @@ def context_items(bundle: ContextBundle) -> list[dict[str, Any]]:
 @click.argument("query")
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--mode", type=click.Choice(_MODES), default="hybrid", show_default=True)
+@click.option(
+    "--source",
+    type=click.Choice(("conversation", "file")),
+    default=None,
+    help="Only conversations or only indexed files (default: both).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 @handle_errors
-def search_cmd(state: CliState, user_id: str, query: str, k: int, mode: str, as_json: bool) -> None:
+def search_cmd(
+    state: CliState, user_id: str, query: str, k: int, mode: str, source: str | None, as_json: bool
+) -> None:
     """Search a user's long-term memory (decrypted output: for the key holder only)."""
     check_id(user_id, "user_id")
     with open_manager(state, write=False) as manager:
         require_user(manager, user_id)
-        hits = manager.search(user_id, query, k, mode=cast(SearchMode, mode))
+        hits = manager.search(
+            user_id,
+            query,
+            k,
+            mode=cast(SearchMode, mode),
+            source=cast(SegmentSource | None, source),
+        )
     if as_json:
         out.emit(hits)
         return
@@ -124,9 +138,9 @@ def search_cmd(state: CliState, user_id: str, query: str, k: int, mode: str, as_
         out.line("no results")
         return
     out.table(
-        ["#", "score", "bm25", "dense", "conversation", "text"],
+        ["#", "score", "bm25", "dense", "source", "conversation", "text"],
         (
-            (n, h.score, h.bm25_rank, h.dense_rank, h.conversation_id, h.text)
+            (n, h.score, h.bm25_rank, h.dense_rank, h.source, h.conversation_id, h.text)
             for n, h in enumerate(hits, 1)
         ),
     )
