@@ -29,8 +29,8 @@ def test_the_shipped_defaults_are_the_specifications():
 @pytest.mark.parametrize(
     ("key", "why"),
     [
-        ("storage.lifecycle.pattern_learning_min_samples", "learned patterns"),
-        ("storage.lifecycle.success_correlation_decay_rate", "learned patterns"),
+        ("storage.lifecycle.pattern_learning_min_samples", "learns no patterns"),
+        ("storage.lifecycle.success_correlation_decay_rate", "learns no patterns"),
         ("storage.performance.concurrent_reads", "reader_pool_size"),
         ("storage.performance.connection_pool_size", "reader_pool_size"),
         ("storage.performance.batch_insert_size", "batch"),

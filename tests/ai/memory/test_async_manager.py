@@ -299,6 +299,7 @@ def test_calls_after_aclose_raise_store_closed(manager):
             "backup": face.backup(),
             "export": face.export("a", "unused.aico"),
             "import_": face.import_("unused.aico"),
+            "record_context_use": face.record_context_use("a", None),  # type: ignore[arg-type]
         }
         for call in calls.values():
             with pytest.raises(StoreClosed):
