@@ -70,3 +70,23 @@ def test_status_search_rebuild(env):
     assert result.exit_code == 0 and result.output == "no results\n"  # another user's: nothing
     result = run(env, "semantic", "search", "--user", "nobody-here", "Ingrid")
     assert result.exit_code == 1 and result.output == "Error: no user with this user_id\n"
+
+
+@pytest.mark.slow
+def test_a_quick_cli_read_exits_cleanly_while_the_model_loads(env):
+    """The model loads on a background thread at open; a command done before it finished
+    used to exit through onnxruntime's half-built session: SIGABRT (exit 134)."""
+    import os
+    import subprocess
+    import sys
+
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-m", "aico.cli", "facts", "list", "--user", "maya"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert (done.returncode, done.stdout) == (0, "no facts\n"), done.stderr[-500:]
+        assert "terminate called" not in done.stderr

@@ -107,7 +107,7 @@ def configured_encoder(config: Config) -> Encoder:
 
 
 def preload_encoder(encoder: Encoder) -> None:
-    """Load an encoder's model on a daemon thread, if it can load ahead of its first use.
+    """Load an encoder's model on a background thread, if it can load ahead of its first use.
 
     A failure is not reported here: the first ``encode`` raises it, typed, where a caller
     handles errors.
@@ -121,7 +121,10 @@ def preload_encoder(encoder: Encoder) -> None:
             with contextlib.suppress(Exception):
                 load()
 
-        threading.Thread(target=run, name="aico-model-load", daemon=True).start()
+        # Not a daemon: the interpreter waits for it at exit. A daemon thread still inside
+        # onnxruntime's session set-up when the process exits aborts it (SIGABRT,
+        # "terminate called without an active exception"), e.g. a quick CLI read.
+        threading.Thread(target=run, name="aico-model-load", daemon=False).start()
 
 
 def open_semantic(
