@@ -22,6 +22,9 @@ PACKAGES = [
     "aico.ai.embeddings",
     "aico.ai.memory",
     "aico.ai.memory.semantic",
+    "aico.operations",
+    "aico.analytics",
+    "aico.files",
     "aico.ai.memory.working",
 ]
 
