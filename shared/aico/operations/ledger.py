@@ -23,12 +23,11 @@ conversations database (rekeyed with it, never rotated), would close that gap.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aico.ai.memory.forget import LEDGER_PURPOSE, ledger_hash
 from aico.security import MasterKey
 
 __all__ = [
@@ -42,14 +41,6 @@ __all__ = [
     "read_ledger",
     "restored_ids",
 ]
-
-LEDGER_PURPOSE = "forget/ledger"
-"""The subkey the Forgetter hashes closed rows with (``MemoryManager._wire``)."""
-
-
-def ledger_hash(key: bytes, value: str) -> str:
-    """The Forgetter's keyed hash of one id (``Forgetter._hash``)."""
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,16 @@ from aico.data.repositories.conversations import ConversationLog
 from aico.errors import InvalidInput, NotFound, SemanticMemoryError
 from aico.validation import check_id
 
-__all__ = ["ForgetReport", "Forgetter", "LedgerEntry"]
+__all__ = ["LEDGER_PURPOSE", "ForgetReport", "Forgetter", "LedgerEntry", "ledger_hash"]
+
+LEDGER_PURPOSE = "forget/ledger"
+"""The master-key subkey the closed ledger rows' ids are hashed with."""
+
+
+def ledger_hash(key: bytes, value: str) -> str:
+    """A keyed hash of one id: the closed ledger can match a restored id without keeping it."""
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
 
 log = logging.getLogger(__name__)
 
@@ -407,8 +416,7 @@ class Forgetter:
         return out
 
     def _hash(self, value: str) -> str:
-        """A keyed hash: the closed ledger can match a restored id without keeping it."""
-        return hmac.new(self._hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+        return ledger_hash(self._hash_key, value)
 
 
 def _entry(row: dict[str, Any]) -> LedgerEntry:

@@ -39,7 +39,7 @@ from aico.ai.embeddings import Encoder
 from aico.ai.memory._faults import fault
 from aico.ai.memory.consolidation import Consolidator
 from aico.ai.memory.context import ContextBundle, assemble, estimate_tokens, rank_facts
-from aico.ai.memory.forget import ForgetReport, Forgetter, LedgerEntry
+from aico.ai.memory.forget import LEDGER_PURPOSE, ForgetReport, Forgetter, LedgerEntry
 from aico.ai.memory.key_rotation import finish_index_rekey, index_rebuild_pending
 from aico.ai.memory.semantic import (
     OutboxResult,
@@ -215,7 +215,7 @@ class MemoryManager:
             sessions_conn=lambda: self.store.connection("sessions"),
             semantic=self.semantic,
             working=self.working,
-            hash_key=self.store.master_key.subkey("forget/ledger"),
+            hash_key=self.store.master_key.subkey(LEDGER_PURPOSE),
             checkpoint=self._checkpoint_all,
             consolidate=lambda session_id: self._consolidator.consolidate(
                 session_id, trigger="forget"
