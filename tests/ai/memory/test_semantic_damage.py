@@ -351,17 +351,25 @@ def test_the_store_rebuilds_a_damaged_index_by_itself(
 # -- in-process cases ---------------------------------------------------------------------
 
 
+def _dense_ranking(store: Any) -> tuple[list[str], int]:
+    """The dense hits that score above the rest, in order, and how many hits: the fake
+    encoder gives most segments the same cosine (0), and Chroma and the exact scan may
+    order (and cut) equal scores differently."""
+    hits = store.search("alice", "cello", mode="dense")
+    return [h.segment_id for h in hits if h.dense_score > 1e-6], len(hits)
+
+
 def test_a_failure_in_use_degrades_and_heals(sem_open: Any) -> None:
     """An operation that fails under a loaded index (here: its client closed under it)."""
     store = sem_open()
     store.add_segments(corpus_segments())
     assert store.wait_ready(60)
-    before = ranked_ids(store, "alice", "cello", mode="dense")
+    before = _dense_ranking(store)
     store._index._client.close()  # every later chromadb call of this client fails
-    assert ranked_ids(store, "alice", "cello", mode="dense") == before
+    assert _dense_ranking(store) == before
     assert store.index_state in ("damaged", "rebuilding")
     assert _wait_ok(store, 60) and store.index_health().serving
-    assert ranked_ids(store, "alice", "cello", mode="dense") == before
+    assert _dense_ranking(store) == before
     assert store.verify_index().ok
 
 
