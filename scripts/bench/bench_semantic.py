@@ -18,6 +18,7 @@ Goals (issue 4): p95 <= 25 ms at 100k; cold start <= 1.5 s; RSS <= 350 MB; ratio
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -145,6 +146,7 @@ def _open(data_dir: Path, encoder):
     from aico.ai.memory.stores import open_data_store
 
     data = open_data_store(data_dir, passphrase=PASSPHRASE, config=_config())
+    data.migrate()  # a store built by an older version of this script
     conn = data.connection("core")
     store = SemanticMemoryStore.open(
         conn,
@@ -208,6 +210,8 @@ def latency(data_dir: Path, size: int, encoder, queries: int) -> dict:
         gen = TextGen(seed=7)
         warm = [gen.query() for _ in range(20)]
         timed = [gen.query() for _ in range(queries)]
+        # As a service after start-up: Chroma loaded, the in-memory BM25 built.
+        store.wait_ready()
         for q in warm:
             store.search(USER, q, k=10)
         out: dict[str, dict] = {}
@@ -230,10 +234,60 @@ def latency(data_dir: Path, size: int, encoder, queries: int) -> dict:
             store.search(USER, q, k=10, conversation_id="conv-3")
             samples.append(time.perf_counter() - t)
         out["hybrid_conversation_filter"] = _percentiles(samples)
+        stats = store.postings_stats()
+        out["bm25_in_memory"] = None if stats is None else dataclasses.asdict(stats)
         report = store.verify_index()
         out["index_ok"] = report.ok
         out["segments"] = report.segments
         return out
+    finally:
+        store.close()
+        data.close()
+
+
+def refresh(data_dir: Path, size: int, encoder, writes: int = 5) -> dict:
+    """The in-memory BM25 after a write: how soon it serves again, when it is warm, and
+    what BM25 searches cost right after. The added segments are deleted at the end, so
+    the store keeps its corpus."""
+    from aico.ai.memory.semantic import Segment
+
+    data, store = _open(data_dir, encoder)
+    index = store._searcher._postings
+    if index is None:
+        raise SystemExit("the in-memory BM25 is off (bm25_in_memory) or the schema is old")
+    try:
+        started = time.perf_counter()
+        store.wait_ready()
+        first = time.perf_counter() - started
+        gen = TextGen(seed=11)
+        timed = [gen.query() for _ in range(200)]
+        for q in timed:
+            store.search(USER, q, k=10, mode="bm25")
+        served, warmed, after = [], [], []
+        added = []
+        for i in range(writes):
+            segment_id = f"bench-refresh-{i}"
+            store.add_segments([Segment(USER, gen.sentence(), T0 - 1e6 - i, segment_id=segment_id)])
+            added.append(segment_id)
+            started = time.perf_counter()
+            while not index._current():
+                index.refresh()
+                time.sleep(0.002)
+            served.append(time.perf_counter() - started)
+            store.wait_ready()
+            warmed.append(time.perf_counter() - started)
+            for q in timed[:50]:
+                t = time.perf_counter()
+                store.search(USER, q, k=10, mode="bm25")
+                after.append(time.perf_counter() - t)
+        store.delete_segments(added)
+        return {
+            "first_build_and_warm_s": round(first, 3),
+            "serving_again_after_write": _percentiles(served),
+            "warm_after_write": _percentiles(warmed),
+            "bm25_after_warm": _percentiles(after),
+            "stats": dataclasses.asdict(store.postings_stats()),
+        }
     finally:
         store.close()
         data.close()
@@ -458,7 +512,7 @@ def main() -> None:
         "--parts",
         nargs="+",
         default=["ingest", "latency", "baseline", "cold"],
-        help="what to measure (ingest latency baseline cold)",
+        help="what to measure (ingest latency baseline cold refresh)",
     )
     parser.add_argument(
         "--set",
@@ -518,6 +572,9 @@ def main() -> None:
         if "latency" in args.parts:
             print(f"[{size}] latency ...", flush=True)
             entry["latency"] = latency(data_dir, size, encoder, args.queries)
+        if "refresh" in args.parts:
+            print(f"[{size}] in-memory BM25 after writes ...", flush=True)
+            entry["refresh"] = refresh(data_dir, size, encoder)
         if "baseline" in args.parts:
             print(f"[{size}] hand-written baseline ...", flush=True)
             entry["baseline"] = baseline(data_dir, size, encoder, args.queries)

@@ -137,16 +137,22 @@ def _browser() -> Any:
 
 def test_the_report_renders_in_a_browser(api: Api, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     with api.client("admin") as admin:
         admin.post("/v1/analytics/export")
     driver = _browser()
+
+    def present(by: str, value: str) -> list:
+        # The page logs in and renders with fetch(): wait for it (a loaded CI host is slow).
+        return WebDriverWait(driver, 20).until(lambda d: d.find_elements(by, value))
+
     try:
         driver.get(api.url + "/")
         driver.find_element(By.ID, "token").send_keys(api.tokens["admin"])
         driver.find_element(By.ID, "login").click()
-        driver.find_element(By.ID, "analytics-link").click()
-        charts = driver.find_elements(By.CSS_SELECTOR, "figure svg")
+        present(By.ID, "analytics-link")[0].click()
+        charts = present(By.CSS_SELECTOR, "figure svg")
         assert len(charts) >= 7
         assert all(c.size["width"] > 200 and c.size["height"] > 100 for c in charts)
         # The stylesheet applied (its grid), and a bar is drawn in its colour, not black.

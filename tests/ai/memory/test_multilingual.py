@@ -104,12 +104,12 @@ def test_version_5_rolls_back_to_4_and_reapplies(
 ) -> None:
     migrator = Migrator(sem_core, "core")
     steps = migrator.downgrade(schema="semantic", to=4)
-    assert [(s.version, s.direction) for s in steps] == [(5, "down")]
+    assert [(s.version, s.direction) for s in steps] == [(6, "down"), (5, "down")]
     store = sem_open()  # a version-4 store: BM25 over the words as they are
     store.add_segments([Segment("alice", "the quarterly report is due", T0, segment_id="a")])
     assert _bm25(store, "quarterly report") == ["a"]
     store.close()
-    assert [(s.schema, s.version) for s in migrator.upgrade()] == [("semantic", 5)]
+    assert [(s.schema, s.version) for s in migrator.upgrade()] == [("semantic", 5), ("semantic", 6)]
     store = sem_open()
     store.add_segments([Segment("alice", _SAKURA, T0 + 1, segment_id="sakura")])
     assert _bm25(store, "妹はいつ来ますか") == ["sakura"]

@@ -200,6 +200,7 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
     migrator = Migrator(sem_core, "core")
     steps = migrator.downgrade(schema="semantic", to=0)
     assert [(s.schema, s.version, s.direction) for s in steps] == [
+        ("semantic", 6, "down"),
         ("semantic", 5, "down"),
         ("semantic", 4, "down"),
         ("semantic", 3, "down"),
@@ -217,6 +218,7 @@ def test_schema_rolls_back_and_reapplies(sem_core: EncryptedLibSQLConnection) ->
         ("semantic", 3),
         ("semantic", 4),
         ("semantic", 5),
+        ("semantic", 6),
     ]
     assert sem_core.fetch_value("SELECT value FROM semantic_settings") is not None
 

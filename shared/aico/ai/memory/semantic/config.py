@@ -36,6 +36,10 @@ class SemanticConfig:
       latency guard; None keeps every term); ``bm25_max_postings`` additionally caps the
       summed document counts of the kept terms (None: no cap). See
       ``SemanticMemoryStore._prune_terms``.
+    - ``bm25_in_memory``: answer BM25 from FTS5's own postings held in memory (exact: the
+      same scores as FTS5's ``bm25()``, ~1 ms instead of ~0.6 µs per matching row; see
+      ``postings``); ``bm25_memory_postings`` bounds what it holds (8 bytes a posting).
+      Pruning by ``bm25_max_df`` applies only when FTS5 answers.
     - ``collection_prefix``: Chroma collection names are ``<prefix>-<keyed hash of user>``.
     - ``index_retry_s``: how long a degraded index waits before the next try: a Chroma
       server that failed is loaded again, a failed background rebuild runs again.
@@ -50,6 +54,8 @@ class SemanticConfig:
     bm25_max_df: float | None = 0.25
     bm25_max_postings: int | None = None
     bm25_prune_min_segments: int = 20_000
+    bm25_in_memory: bool = True
+    bm25_memory_postings: int = 2_000_000
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     candidates: int = 50
     overfetch: int = 4
@@ -65,6 +71,8 @@ class SemanticConfig:
         object.__setattr__(self, "fts_tokenizer", check_tokenizer(self.fts_tokenizer))
         if not isinstance(self.drop_stopwords, bool):
             raise ConfigError("semantic.drop_stopwords must be true or false")
+        if not isinstance(self.bm25_in_memory, bool):
+            raise ConfigError("semantic.bm25_in_memory must be true or false")
         if not isinstance(self.language_analysis, bool):
             raise ConfigError("semantic.language_analysis must be true or false")
         max_df = self.bm25_max_df
@@ -79,6 +87,7 @@ class SemanticConfig:
             raise ConfigError("semantic.bm25_max_postings must be a positive integer or null")
         for name in (
             "bm25_prune_min_segments",
+            "bm25_memory_postings",
             "candidates",
             "overfetch",
             "max_dense_fetch",

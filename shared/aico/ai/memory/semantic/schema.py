@@ -41,6 +41,10 @@
   English rows are indexed exactly as before. The FTS triggers are recreated to index
   ``coalesce(fts_lex, fts_text, text)`` and ``coalesce(full_lex, text)``; a new trigger
   re-indexes a row whose analysis is filled in later (``analyze_segments``).
+- ``semantic_fts_instances`` / ``semantic_fts_terms`` and the same two for
+  ``semantic_fts_full`` (version 6): ``fts5vocab`` tables, views over each FTS5 index that
+  store nothing. The in-memory BM25 (``postings``) reads FTS5's own postings, per term,
+  through them, so its scores are FTS5's.
 """
 
 from __future__ import annotations
@@ -520,6 +524,28 @@ SEMANTIC_SCHEMA = register_schema("semantic", "core", priority=20)(
                 "ALTER TABLE semantic_segments DROP COLUMN full_lex",
                 "ALTER TABLE semantic_segments DROP COLUMN fts_lex",
                 "ALTER TABLE semantic_segments DROP COLUMN lang",
+            ],
+        ),
+        # Views over FTS5's own index (they store nothing): the in-memory BM25 reads its
+        # postings and document counts through them (``postings``).
+        6: SchemaVersion(
+            version=6,
+            name="FTS5 vocabulary views",
+            description="fts5vocab tables over both BM25 indexes, for the in-memory BM25",
+            sql_statements=[
+                f"CREATE VIRTUAL TABLE {FTS_TABLE}_instances "
+                f"USING fts5vocab({FTS_TABLE}, instance)",
+                f"CREATE VIRTUAL TABLE {FTS_TABLE}_terms USING fts5vocab({FTS_TABLE}, row)",
+                f"CREATE VIRTUAL TABLE {FTS_FULL_TABLE}_instances "
+                f"USING fts5vocab({FTS_FULL_TABLE}, instance)",
+                f"CREATE VIRTUAL TABLE {FTS_FULL_TABLE}_terms "
+                f"USING fts5vocab({FTS_FULL_TABLE}, row)",
+            ],
+            rollback_statements=[
+                f"DROP TABLE {FTS_FULL_TABLE}_terms",
+                f"DROP TABLE {FTS_FULL_TABLE}_instances",
+                f"DROP TABLE {FTS_TABLE}_terms",
+                f"DROP TABLE {FTS_TABLE}_instances",
             ],
         ),
     }

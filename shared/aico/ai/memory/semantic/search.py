@@ -1,8 +1,10 @@
 """The read path of the semantic store: hybrid search, and the plain lookups by id.
 
-``search`` runs BM25 (FTS5, in libSQL) and dense retrieval (Chroma, one collection per user)
-with over-fetching, re-checks every dense hit against libSQL (owner and filters), fuses the
-two lists (``fusion``) and reads the text of the winners from libSQL.
+``search`` runs BM25 (FTS5's scores: from its postings held in memory by ``postings``
+when that snapshot is current, else FTS5 itself) and dense retrieval (Chroma, one
+collection per user) with over-fetching, re-checks every dense hit against libSQL (owner
+and filters), fuses the two lists (``fusion``) and reads the text of the winners from
+libSQL.
 
 Filters (conversation, role, time, source) are evaluated in libSQL. For the dense half, a
 filtered set of at most ``exact_search_limit`` segments is searched exactly with the libSQL
@@ -36,10 +38,11 @@ import numpy as np
 from aico.ai.memory.semantic import timeparse
 from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic._sql import FloatArray, by_key, check_blob, filter_sql, from_blob
-from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_expression
+from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_expression, tag_token
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.language import multilingual_query_terms
 from aico.ai.memory.semantic.models import has_languages
+from aico.ai.memory.semantic.postings import PostingsIndex, PostingsStats, has_vocabulary
 from aico.ai.memory.semantic.schema import FTS_FULL_TABLE, FTS_TABLE
 from aico.ai.memory.semantic.timeparse import TimeWindow, time_boost
 from aico.ai.memory.semantic.types import (
@@ -162,6 +165,20 @@ class Searcher:
         self._sole: tuple[str, bool, float] | None = None  # (user, answer, when)
         self._foreign_cache: tuple[str, bool, float] | None = None  # (user, answer, when)
         self._has_languages: bool | None = None
+        self._postings = _postings_index(core)
+
+    def close(self) -> None:
+        """Stop the in-memory BM25's builder thread."""
+        if self._postings is not None:
+            self._postings.close()
+
+    def wait_ready(self, timeout: float | None) -> bool:
+        """Build the in-memory BM25 of the current state now and wait for it."""
+        return self._postings is None or self._postings.wait(timeout)
+
+    def postings_stats(self) -> PostingsStats | None:
+        """What the in-memory BM25 answered and holds (None when it is off)."""
+        return None if self._postings is None else self._postings.stats()
 
     # -- searching -----------------------------------------------------------------------
 
@@ -207,10 +224,13 @@ class Searcher:
             # The model starts first and runs outside the GIL while BM25 (libsql holds the
             # GIL for a whole statement) runs here; see ``_start_embedding``.
             if lexical:
-                kept = self._prune_terms(q.user_id, terms)
                 tables = (FTS_TABLE, FTS_FULL_TABLE) if full_too else (FTS_TABLE,)
                 scope = self._fts_user_scope(q.user_id)
-                bm25, *rest = self._bm25(kept, q, n, scope, tables, window)
+                found = self._memory_bm25(terms, q, n, scope, tables, window)
+                if found is None:  # FTS5 answers: pruned in a large store (latency guard)
+                    kept = self._prune_terms(q.user_id, terms)
+                    found = self._bm25(kept, q, n, scope, tables, window)
+                bm25, *rest = found
                 full = rest[0] if rest else []
         except BaseException:
             if embedding is not None:
@@ -342,6 +362,29 @@ class Searcher:
         for r in rows:
             found[int(r["t"])][int(r["id"])] = -float(r["score"])
         return [sorted(f.items(), key=lambda kv: (-kv[1], kv[0])) for f in found]
+
+    def _memory_bm25(
+        self,
+        terms: list[str],
+        q: SearchQuery,
+        n: int,
+        scope: str | None,
+        tables: tuple[str, ...],
+        window: TimeWindow | None,
+    ) -> list[list[tuple[int, float]]] | None:
+        """The same lists as ``_bm25`` over every term, from ``postings``; None if FTS5 must
+        answer (off, a time or source filter, a time window, a table changed meanwhile)."""
+        index = self._postings
+        if index is None or window is not None or q.start is not None or q.end is not None:
+            return None
+        if q.source is not None:
+            return None
+        tags = [] if scope is None else [tag_token("u", scope)]
+        if q.conversation_id is not None:
+            tags.append(tag_token("c", q.conversation_id))
+        if q.role is not None:
+            tags.append(tag_token("r", q.role))
+        return index.search(tables, terms, tags, n)
 
     def _fts_user_scope(self, user_id: str) -> str | None:
         """The user to put in an FTS5 MATCH as a tag, or None when it would filter nothing.
@@ -675,3 +718,16 @@ def _bm25_sql(table: str, q: SearchQuery) -> tuple[str, list[Any]]:
         f"CROSS JOIN semantic_segments AS s ON s.id = {table}.rowid "
         f"WHERE {table} MATCH ? AND {by_key(where)} ORDER BY score LIMIT ?"
     ), list(params)
+
+
+def _postings_index(core: StoreCore) -> PostingsIndex | None:
+    """The in-memory BM25 over the store's FTS tables, if configured and possible."""
+    conn = core.conn
+    if not core.config.bm25_in_memory or not has_vocabulary(conn, FTS_TABLE):
+        return None
+    tables = [FTS_TABLE]
+    if core.full_fts and has_vocabulary(conn, FTS_FULL_TABLE):
+        tables.append(FTS_FULL_TABLE)
+    return PostingsIndex(
+        conn, tables, budget=core.config.bm25_memory_postings, closed=lambda: core.closed
+    )

@@ -35,6 +35,7 @@ which state the index is in.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import datetime
@@ -50,6 +51,7 @@ from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic.config import SemanticConfig
 from aico.ai.memory.semantic.keys import SemanticKeys
 from aico.ai.memory.semantic.maintenance import Maintenance, ProgressCallback
+from aico.ai.memory.semantic.postings import PostingsStats
 from aico.ai.memory.semantic.rotation import VectorRotation
 from aico.ai.memory.semantic.schema import FTS_FULL_TABLE
 from aico.ai.memory.semantic.search import Searcher, SearchQuery
@@ -173,6 +175,7 @@ class SemanticMemoryStore:
 
     def close(self) -> None:
         """Close the Chroma client; the libSQL connection belongs to the caller. Idempotent."""
+        self._searcher.close()
         self._core.close()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -182,9 +185,19 @@ class SemanticMemoryStore:
         the load holds the GIL for a while; a service can call this at a moment of its
         choosing (after start-up, say). A load that found the index damaged or a server
         unavailable has finished too (True): ``index_health()`` tells. A read-only store
-        over embedded Chroma never loads it and returns True at once.
+        over embedded Chroma never loads it and returns True at once. It also builds the
+        in-memory BM25 (``postings``) of the current state, which otherwise starts with
+        the first search.
         """
-        return self._core.wait_ready(timeout)
+        started = time.monotonic()
+        ready = self._core.wait_ready(timeout)
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        return self._searcher.wait_ready(left) and ready
+
+    def postings_stats(self) -> PostingsStats | None:
+        """What the in-memory BM25 answered (and left to FTS5) and how many postings it
+        holds; None when it is off (``bm25_in_memory``) or the schema predates it."""
+        return self._searcher.postings_stats()
 
     @property
     def index_state(self) -> IndexState:
