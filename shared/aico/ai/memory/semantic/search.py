@@ -187,6 +187,8 @@ class Searcher:
         hits = self._search(q)
         core = self._core
         core.warm_time_parser()  # after the first answer, not before it
+        if self._postings is not None:
+            self._postings.after_search()
         if core.index_usable:
             if core.index_future is None:
                 core.start_loading()  # the first search is answered; now load Chroma
