@@ -12,6 +12,8 @@ own ``bm25()`` statement), the fake encoder. What is proved:
 - a write that lands while a term is being read makes that search fall back to FTS5;
 - what it does not answer (phrases, tag-shaped tokens, time filters) FTS5 does, and the store
   returns the same hits with ``bm25_in_memory`` on and off;
+- after any sequence of adds and deletes (hypothesis), and with four searching threads
+  beside a writer, the answers are FTS5's;
 - close stops the builder thread.
 """
 
@@ -422,3 +424,80 @@ def test_close_stops_the_builder(sem_open) -> None:
     store.search("alice", "garden", 5, mode="bm25")  # starts a build in the background
     store.close()
     assert not [t for t in threading.enumerate() if t.name == "aico-bm25-postings"]
+
+
+# -- writes, deletes and searches together -------------------------------------------------
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.lists(st.sampled_from(_WORDS), min_size=1, max_size=12)),
+            st.tuples(st.just("delete"), st.integers(0, 300)),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.sampled_from(_WORDS), min_size=1, max_size=4),
+)
+def test_after_any_writes_and_deletes_the_scores_are_fts5s(corpus_store, ops, words) -> None:
+    """Adds and contentless deletes in any order (a delete leaves FTS5's N and token total
+    as they were: the in-memory BM25 must use the same), then the same rows and doubles."""
+    for op, arg in ops:
+        if op == "add":
+            corpus_store.add_segments([Segment("alice", " ".join(arg), T0 + 1e6)])
+        else:
+            corpus_store.delete_segments([f"s{arg}"])
+    terms = query_terms(" ".join(words))
+    mine = _memory(corpus_store, terms, 1000)
+    assert mine is None or mine == _fts5(corpus_store, terms, 1000)
+    assert corpus_store.wait_ready(30)
+    _same(corpus_store, terms)
+    _same(corpus_store, terms, user="alice")
+
+
+def test_searches_on_threads_while_a_writer_writes(corpus_store) -> None:
+    """Four searching threads and a writer: no search fails, every answer from memory is a
+    real state's (checked once writes stop: then memory and FTS5 agree exactly)."""
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    answered = [0]
+
+    def search() -> None:
+        rng = np.random.default_rng(threading.get_ident() % 1000)
+        while not stop.is_set():
+            query = " ".join(rng.choice(_WORDS, size=3))
+            try:
+                corpus_store.search("alice", query, 5, mode="bm25")
+                corpus_store.search("alice", query, 5)
+                answered[0] += 1
+            except BaseException as exc:  # collected, asserted below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(30):
+            corpus_store.add_segments(
+                [Segment("alice", f"garden kayak note {i}", T0 + 2e6 + i, segment_id=f"w{i}")]
+            )
+            if i % 3 == 0:
+                corpus_store.delete_segments([f"s{i}"])
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
+    assert errors == []
+    assert answered[0] > 0
+    stats = corpus_store.postings_stats()
+    assert stats is not None and stats.answered > 0 and stats.fell_back > 0
+    assert corpus_store.wait_ready(30)
+    for query in ("garden kayak note", "garden", "kayak paddle wedding"):
+        _same(corpus_store, query_terms(query))
