@@ -46,8 +46,6 @@ __all__ = [
     "Analysis",
     "analyze",
     "detect_language",
-    "detector_ready",
-    "load_detector_in_background",
     "multilingual_query_terms",
 ]
 
@@ -185,7 +183,6 @@ class _Detector:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._classify: Callable[[str], tuple[str, float]] | None = None
-        self._loader: threading.Thread | None = None
 
     def __call__(self, text: str) -> str:
         classify = self._classify
@@ -195,26 +192,6 @@ class _Detector:
                 if classify is None:
                     classify = self._classify = _load_identifier()
         return classify(text)[0]
-
-    def ready(self) -> bool:
-        return self._classify is not None
-
-    def load_in_background(self) -> None:
-        """Start loading on a thread of its own (once): the caller does not wait for it."""
-        with self._lock:
-            if self._classify is not None or self._loader is not None:
-                return
-            self._loader = threading.Thread(
-                target=self._load_quietly, name="aico-language-detector", daemon=False
-            )
-            self._loader.start()
-
-    def _load_quietly(self) -> None:
-        try:
-            self("warm up")
-        except Exception:  # the next synchronous use reports it
-            with self._lock:
-                self._loader = None
 
 
 def _load_identifier() -> Callable[[str], tuple[str, float]]:
@@ -227,16 +204,6 @@ def _load_identifier() -> Callable[[str], tuple[str, float]]:
 
 
 _detector = _Detector()
-
-
-def detector_ready() -> bool:
-    """True once the language identifier is loaded in this process."""
-    return _detector.ready()
-
-
-def load_detector_in_background() -> None:
-    """Load the language identifier without waiting for it (~0.5 s: an LZMA-packed model)."""
-    _detector.load_in_background()
 
 
 def detect_language(text: str) -> str:

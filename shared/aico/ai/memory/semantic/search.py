@@ -40,11 +40,7 @@ from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic._sql import FloatArray, by_key, check_blob, filter_sql, from_blob
 from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_expression, tag_token
 from aico.ai.memory.semantic.fusion import fuse
-from aico.ai.memory.semantic.language import (
-    detector_ready,
-    load_detector_in_background,
-    multilingual_query_terms,
-)
+from aico.ai.memory.semantic.language import multilingual_query_terms
 from aico.ai.memory.semantic.models import has_languages
 from aico.ai.memory.semantic.postings import PostingsIndex, PostingsStats, has_vocabulary
 from aico.ai.memory.semantic.schema import FTS_FULL_TABLE, FTS_TABLE
@@ -214,7 +210,7 @@ class Searcher:
         n = max(config.candidates, q.k * config.overfetch)
         if config.language_analysis:
             terms = multilingual_query_terms(
-                q.text, drop_stopwords=config.drop_stopwords, detect=self._detect(q.user_id)
+                q.text, drop_stopwords=config.drop_stopwords, detect=self._foreign(q.user_id)
             )
         else:
             terms = query_terms(q.text, drop_stopwords=config.drop_stopwords)
@@ -429,18 +425,6 @@ class Searcher:
         """Forget what was remembered about the stored segments' owners (after a write)."""
         self._sole = None
         self._foreign_cache = None
-
-    def _detect(self, user_id: str) -> bool:
-        """Detect this query's language? Only for a user with non-English segments, and
-        only once the identifier is loaded: a search never waits for its 0.5 s load (it
-        was half of the first search at 100k segments); it starts the load, and until it is
-        done queries get their words and character grams, not their Snowball stems."""
-        if not self._foreign(user_id):
-            return False
-        if detector_ready():
-            return True
-        load_detector_in_background()
-        return False
 
     def _foreign(self, user_id: str) -> bool:
         """True if ``user_id`` has a segment detected as not English (schema version 5).
