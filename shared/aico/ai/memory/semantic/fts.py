@@ -25,6 +25,7 @@ __all__ = [
     "fts_create_statement",
     "match_expression",
     "query_terms",
+    "scope_tags",
     "scoped_expression",
     "tag_token",
     "tags_sql",
@@ -295,6 +296,18 @@ def match_expression(terms: Sequence[str]) -> str | None:
     return " OR ".join(_literal(term) for term in terms) if terms else None
 
 
+def scope_tags(
+    user_id: str | None, *, conversation_id: str | None = None, role: str | None = None
+) -> list[str]:
+    """The tag tokens a search is restricted to (user, conversation, role; each optional)."""
+    tags = [] if user_id is None else [tag_token("u", user_id)]
+    if conversation_id is not None:
+        tags.append(tag_token("c", conversation_id))
+    if role is not None:
+        tags.append(tag_token("r", role))
+    return tags
+
+
 def scoped_expression(
     expression: str,
     user_id: str | None,
@@ -307,11 +320,7 @@ def scoped_expression(
     ``user_id=None`` leaves the user tag out: only for a caller that knows every row is
     that user's (see ``SemanticMemoryStore._bm25``).
     """
-    tags = [] if user_id is None else [tag_token("u", user_id)]
-    if conversation_id is not None:
-        tags.append(tag_token("c", conversation_id))
-    if role is not None:
-        tags.append(tag_token("r", role))
+    tags = scope_tags(user_id, conversation_id=conversation_id, role=role)
     body = f"{{body}} : ({expression})"
     if not tags:
         return body

@@ -38,7 +38,7 @@ import numpy as np
 from aico.ai.memory.semantic import timeparse
 from aico.ai.memory.semantic._core import StoreCore
 from aico.ai.memory.semantic._sql import FloatArray, by_key, check_blob, filter_sql, from_blob
-from aico.ai.memory.semantic.fts import match_expression, query_terms, scoped_expression, tag_token
+from aico.ai.memory.semantic.fts import match_expression, query_terms, scope_tags, scoped_expression
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.language import multilingual_query_terms
 from aico.ai.memory.semantic.models import has_languages
@@ -381,11 +381,7 @@ class Searcher:
             return None
         if q.source is not None:
             return None
-        tags = [] if scope is None else [tag_token("u", scope)]
-        if q.conversation_id is not None:
-            tags.append(tag_token("c", q.conversation_id))
-        if q.role is not None:
-            tags.append(tag_token("r", q.role))
+        tags = scope_tags(scope, conversation_id=q.conversation_id, role=q.role)
         return index.search(tables, terms, tags, n)
 
     def _fts_user_scope(self, user_id: str) -> str | None:
