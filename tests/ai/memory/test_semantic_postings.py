@@ -501,3 +501,22 @@ def test_searches_on_threads_while_a_writer_writes(corpus_store) -> None:
     assert corpus_store.wait_ready(30)
     for query in ("garden kayak note", "garden", "kayak paddle wedding"):
         _same(corpus_store, query_terms(query))
+
+
+def test_query_words_never_reach_a_temp_file(corpus_store, tmp_path, monkeypatch) -> None:
+    """The tokenizer's private database keeps its temp storage in memory (query words pass
+    through it), and tokenizing leaves no file in the temp directory."""
+    from aico.ai.memory.semantic.postings import FtsTokenizer
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
+    monkeypatch.setenv("TMPDIR", str(temp))
+    tokenizer = FtsTokenizer(corpus_store.config.fts_tokenizer)
+    try:
+        assert tokenizer._conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # MEMORY
+        for word in ("QUOKKA3fa9b2c1d4e5", "Geheimnis", "秘密", "confidential"):
+            assert tokenizer.tokens(word)
+    finally:
+        tokenizer.close()
+    assert list(temp.iterdir()) == []
