@@ -154,15 +154,24 @@ def stored_tokenizer(conn: Connection) -> str | None:
     return None if value is None else str(value)
 
 
+def _has_table(conn: Connection, name: str) -> bool:
+    return bool(
+        conn.fetch_value(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+    )
+
+
 def has_full_fts(conn: Connection) -> bool:
     """True when ``semantic_fts_full`` exists (schema version 3; a read-only open of an
     older database searches without it instead of migrating)."""
-    return bool(
-        conn.fetch_value(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-            (FTS_FULL_TABLE,),
-        )
-    )
+    return _has_table(conn, FTS_FULL_TABLE)
+
+
+def has_vocabulary(conn: Connection, table: str) -> bool:
+    """True when ``table``'s fts5vocab instance table exists (schema version 6: what the
+    in-memory BM25 reads; without it FTS5 answers every search)."""
+    return _has_table(conn, f"{table}_instances")
 
 
 def has_sources(conn: Connection) -> bool:

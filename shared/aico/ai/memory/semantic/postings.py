@@ -54,7 +54,7 @@ import numpy.typing as npt
 from aico.ai.memory.semantic._conn import Connection
 from aico.ai.memory.semantic.fts import ENGLISH_STOPWORDS, check_tokenizer
 
-__all__ = ["FtsTokenizer", "PostingsIndex", "PostingsStats", "decode_varints", "has_vocabulary"]
+__all__ = ["FtsTokenizer", "PostingsIndex", "PostingsStats", "decode_varints"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -85,16 +85,6 @@ class _Stale(Exception):
 
 class _Decline(Exception):
     """A query this index does not answer (FTS5 does)."""
-
-
-def has_vocabulary(conn: Connection, table: str) -> bool:
-    """True when ``table``'s fts5vocab instance table exists (schema version 6)."""
-    return bool(
-        conn.fetch_value(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-            (f"{table}_instances",),
-        )
-    )
 
 
 def decode_varints(data: bytes) -> Ints:
@@ -540,7 +530,10 @@ def _bytes(value: Any) -> bytes | None:
 
 
 def _one_token(tokenizer: FtsTokenizer, text: str) -> str:
-    tokens = tokenizer.tokens(text)
+    try:
+        tokens = tokenizer.tokens(text)
+    except Exception:  # the private driver refused it: FTS5 answers, with typed errors
+        raise _Decline from None
     if len(tokens) != 1:
         raise _Decline  # a phrase (positions) or nothing: FTS5 answers
     return tokens[0]

@@ -41,8 +41,8 @@ from aico.ai.memory.semantic._sql import FloatArray, by_key, check_blob, filter_
 from aico.ai.memory.semantic.fts import match_expression, query_terms, scope_tags, scoped_expression
 from aico.ai.memory.semantic.fusion import fuse
 from aico.ai.memory.semantic.language import multilingual_query_terms
-from aico.ai.memory.semantic.models import has_languages
-from aico.ai.memory.semantic.postings import PostingsIndex, PostingsStats, has_vocabulary
+from aico.ai.memory.semantic.models import has_languages, has_vocabulary
+from aico.ai.memory.semantic.postings import PostingsIndex, PostingsStats
 from aico.ai.memory.semantic.schema import FTS_FULL_TABLE, FTS_TABLE
 from aico.ai.memory.semantic.timeparse import TimeWindow, time_boost
 from aico.ai.memory.semantic.types import (
